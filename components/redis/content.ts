@@ -125,12 +125,6 @@ export function clusterNodeConf(opts: ClusterNodeConfOptions): string {
 export interface BrokerConfOptions {
   /** Memory cap in bytes; writes fail (no eviction) when reached so no task is silently dropped. */
   maxmemoryBytes: number;
-  /**
-   * Replicas that must be connected (lag <= 10 s) for the primary to accept writes. Default 0
-   * (standalone). With Sentinel use 1: a primary cut off from its replicas stops taking tasks that
-   * the failover on the other side would discard.
-   */
-  minReplicasToWrite?: number;
 }
 
 /**
@@ -139,13 +133,11 @@ export interface BrokerConfOptions {
  */
 export function brokerConf(opts: BrokerConfOptions): string {
   const lines = [
-    "# Celery broker. Port, bind, dir, auth, replicaof and replica-announce-ip",
+    "# Celery broker. Port, bind, dir, auth, replicaof and the announced hostname",
     "# are appended at start by broker-entrypoint.sh via --include.",
     ...commonServerLines(),
     `maxmemory ${opts.maxmemoryBytes}`,
     "maxmemory-policy noeviction",
-    `min-replicas-to-write ${opts.minReplicasToWrite ?? 0}`,
-    "min-replicas-max-lag 10",
     "replica-read-only yes",
     "replica-serve-stale-data yes",
   ];
@@ -163,31 +155,30 @@ export interface SentinelConfOptions {
   failoverTimeoutMs?: number;
 }
 
+/** Placeholders in the Sentinel template, replaced by sentinel-entrypoint.sh with the current primary. */
+export const SENTINEL_PRIMARY_HOST = "@PRIMARY_HOST@";
+export const SENTINEL_PRIMARY_PORT = "@PRIMARY_PORT@";
+
 /**
- * sentinel.conf template. The entrypoint copies it to a writable file (Sentinel rewrites its
- * config) and appends port, auth, announce and the `sentinel monitor` line for the current primary.
- * The `sentinel monitor` line must precede the per-master options, so the template carries them as
- * `# MASTER_OPTION` lines that the entrypoint emits after it.
+ * sentinel.conf template. Sentinel rewrites its config, so the entrypoint copies this to a writable
+ * file, fills in the current primary and appends port, bind, announce and auth lines.
  */
 export function sentinelConf(opts: SentinelConfOptions): string {
   if (!/^[A-Za-z0-9_-]+$/.test(opts.masterName)) {
     throw new Error(`invalid sentinel master name: ${opts.masterName}`);
   }
-  const quorum = opts.quorum ?? 2;
-  const downAfterMs = opts.downAfterMs ?? 5000;
-  const failoverTimeoutMs = opts.failoverTimeoutMs ?? 60000;
+  const name = opts.masterName;
   const lines = [
     "# Redis Sentinel for the Celery broker; completed by sentinel-entrypoint.sh.",
     "daemonize no",
     'logfile ""',
-    // Pods are addressed by stable DNS names; IPs change on every restart.
+    // Pods are addressed by stable DNS names (IPs change on restart); must precede `monitor`.
     "sentinel resolve-hostnames yes",
     "sentinel announce-hostnames yes",
-    `# MASTER_NAME ${opts.masterName}`,
-    `# MASTER_QUORUM ${quorum}`,
-    `# MASTER_OPTION down-after-milliseconds ${downAfterMs}`,
-    `# MASTER_OPTION failover-timeout ${failoverTimeoutMs}`,
-    "# MASTER_OPTION parallel-syncs 1",
+    `sentinel monitor ${name} ${SENTINEL_PRIMARY_HOST} ${SENTINEL_PRIMARY_PORT} ${opts.quorum ?? 2}`,
+    `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 5000}`,
+    `sentinel failover-timeout ${name} ${opts.failoverTimeoutMs ?? 60000}`,
+    `sentinel parallel-syncs ${name} 1`,
   ];
   return lines.join("\n") + "\n";
 }

@@ -351,3 +351,153 @@ export class ClusterNodes {
     return ip ? { host: ip, port: Number(key.slice(i + 1)) } : null;
   };
 }
+
+/**
+ * The Celery broker on loopback like the prod pods: broker-i (Redis + Sentinel sidecar) is DNS name
+ * `broker-i.redis-broker-headless.test` at 127.0.<subnet>.<10+i>; Redis and Sentinel ports shared.
+ * With `sentinels: false` a single standalone server, as in dev.
+ */
+export class BrokerSet {
+  readonly nodes: TestNode[] = [];
+  readonly sentinels: (ChildProcess | undefined)[] = [];
+  readonly confFile: string;
+  readonly sentinelTemplate: string;
+
+  constructor(
+    readonly sb: Sandbox,
+    readonly subnet: number,
+    readonly port: number,
+    readonly sentinelPort: number,
+    brokerConf: string,
+    sentinelConf: string,
+    readonly size: number,
+    readonly useSentinels: boolean,
+    readonly masterName = "broker",
+  ) {
+    this.confFile = sb.path("broker.conf");
+    writeFileSync(this.confFile, brokerConf);
+    this.sentinelTemplate = sb.path("sentinel.conf");
+    writeFileSync(this.sentinelTemplate, sentinelConf);
+    for (let i = 0; i < size; i++) {
+      const name = `broker-${i}.redis-broker-headless.test`;
+      const node = {
+        name,
+        ip: `127.0.${subnet}.${10 + i}`,
+        port,
+        dataDir: sb.path(`broker-${i}`, "data"),
+      };
+      sb.setHost(name, node.ip);
+      this.nodes.push(node);
+    }
+  }
+
+  private sentinelList(): string {
+    return this.nodes.map((n) => `${n.name}:${this.sentinelPort}`).join(" ");
+  }
+
+  async start(i: number): Promise<void> {
+    const n = this.nodes[i];
+    const env: Record<string, string> = {
+      BROKER_CONF: this.confFile,
+      REDIS_DATA_DIR: n.dataDir,
+      REDIS_RUNTIME_DIR: this.sb.path(`broker-${i}`, "run"),
+      REDIS_PORT: String(n.port),
+      REDIS_BIND: n.ip,
+      REDIS_BIND_SOURCE_ADDR: n.ip,
+      REDIS_PASSWORD_FILE: this.sb.passwordFile,
+    };
+    if (this.useSentinels) {
+      Object.assign(env, {
+        BROKER_SENTINELS: this.sentinelList(),
+        BROKER_MASTER_NAME: this.masterName,
+        BROKER_ANNOUNCE_HOSTNAME: n.name,
+        BROKER_INITIAL_PRIMARY: `${this.nodes[0].name}:${this.port}`,
+      });
+    }
+    n.child = this.sb.start("broker-entrypoint.sh", env, `broker-${i}.log`);
+    await waitFor(
+      `${n.name} to answer PING`,
+      async () => (await cli(n.ip, n.port, ["PING"])) === "PONG",
+      15000,
+    );
+  }
+
+  async startSentinel(i: number): Promise<void> {
+    const n = this.nodes[i];
+    this.sentinels[i] = this.sb.start(
+      "sentinel-entrypoint.sh",
+      {
+        SENTINEL_TEMPLATE: this.sentinelTemplate,
+        SENTINEL_RUNTIME_DIR: this.sb.path(`broker-${i}`, "sentinel"),
+        SENTINEL_PORT: String(this.sentinelPort),
+        SENTINEL_BIND: n.ip,
+        REDIS_BIND_SOURCE_ADDR: n.ip,
+        SENTINEL_ANNOUNCE_HOSTNAME: n.name,
+        REDIS_PASSWORD_FILE: this.sb.passwordFile,
+        BROKER_MASTER_NAME: this.masterName,
+        BROKER_SENTINELS: this.sentinelList(),
+        BROKER_INITIAL_PRIMARY: `${this.nodes[0].name}:${this.port}`,
+      },
+      `sentinel-${i}.log`,
+    );
+    await waitFor(
+      `sentinel ${i} to answer PING`,
+      async () => (await cli(n.ip, this.sentinelPort, ["PING"])) === "PONG",
+      15000,
+    );
+  }
+
+  /** Starts every server, then (with Sentinel) every sentinel, and waits until they see each other. */
+  async startAll(): Promise<void> {
+    for (let i = 0; i < this.size; i++) await this.start(i);
+    if (!this.useSentinels) return;
+    for (let i = 0; i < this.size; i++) await this.startSentinel(i);
+    for (let i = 0; i < this.size; i++) {
+      await waitFor(
+        `sentinel ${i} to see ${this.size - 1} replicas and ${this.size - 1} other sentinels`,
+        async () => {
+          const m = await this.sentinelMaster(i);
+          return (
+            m["num-slaves"] === String(this.size - 1) &&
+            m["num-other-sentinels"] === String(this.size - 1)
+          );
+        },
+        30000,
+        200,
+      );
+    }
+  }
+
+  /** SENTINEL MASTER <name> as a record, from sentinel i. */
+  async sentinelMaster(i: number): Promise<Record<string, string>> {
+    const out = (
+      await cli(this.nodes[i].ip, this.sentinelPort, ["SENTINEL", "MASTER", this.masterName])
+    ).split("\n");
+    const rec: Record<string, string> = {};
+    for (let k = 0; k + 1 < out.length; k += 2) rec[out[k]] = out[k + 1];
+    return rec;
+  }
+
+  /** Index of the server a sentinel currently reports as primary. */
+  async primaryIndex(sentinel: number): Promise<number> {
+    const [host] = (
+      await cli(this.nodes[sentinel].ip, this.sentinelPort, [
+        "SENTINEL",
+        "GET-MASTER-ADDR-BY-NAME",
+        this.masterName,
+      ])
+    ).split("\n");
+    return this.nodes.findIndex((n) => n.name === host);
+  }
+
+  async kill(i: number): Promise<void> {
+    const c = this.nodes[i].child;
+    if (c) await killProcess(c);
+  }
+
+  natMap = (key: string): { host: string; port: number } | null => {
+    const i = key.lastIndexOf(":");
+    const ip = this.sb.lookup(key.slice(0, i));
+    return ip ? { host: ip, port: Number(key.slice(i + 1)) } : null;
+  };
+}
