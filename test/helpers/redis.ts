@@ -248,7 +248,7 @@ export interface TestNode {
 }
 
 /**
- * Cluster nodes on loopback: node i is DNS name `redis-i.redis-headless.test` at 127.0.<subnet>.<10+i>,
+ * Cluster nodes on loopback: node i is DNS name `<prefix>-i.<prefix>-headless.test` at 127.0.<subnet>.<10+i>,
  * all on one port like pods, started through node-entrypoint.sh with the generated redis.conf.
  */
 export class ClusterNodes {
@@ -260,20 +260,21 @@ export class ClusterNodes {
     readonly subnet: number,
     readonly port: number,
     conf: string,
+    readonly prefix = "redis",
   ) {
-    this.confFile = sb.path("redis.conf");
+    this.confFile = sb.path(`${prefix}.conf`);
     writeFileSync(this.confFile, conf);
   }
 
   /** Adds node definitions up to `count` (not started). */
   define(count: number): void {
     for (let i = this.nodes.length; i < count; i++) {
-      const name = `redis-${i}.redis-headless.test`;
+      const name = `${this.prefix}-${i}.${this.prefix}-headless.test`;
       const node = {
         name,
         ip: `127.0.${this.subnet}.${10 + i}`,
         port: this.port,
-        dataDir: this.sb.path(`node-${i}`, "data"),
+        dataDir: this.sb.path(`${this.prefix}-${i}`, "data"),
       };
       this.sb.setHost(name, node.ip);
       this.nodes.push(node);
@@ -287,14 +288,14 @@ export class ClusterNodes {
       {
         REDIS_CONF: this.confFile,
         REDIS_DATA_DIR: n.dataDir,
-        REDIS_RUNTIME_DIR: this.sb.path(`node-${i}`, "run"),
+        REDIS_RUNTIME_DIR: this.sb.path(`${this.prefix}-${i}`, "run"),
         REDIS_PORT: String(n.port),
         REDIS_BIND: n.ip,
         REDIS_BIND_SOURCE_ADDR: n.ip,
         REDIS_PASSWORD_FILE: this.sb.passwordFile,
         REDIS_ANNOUNCE_HOSTNAME: n.name,
       },
-      `node-${i}.log`,
+      `${this.prefix}-${i}.log`,
     );
     await waitFor(
       `${n.name} to answer PING`,
