@@ -241,3 +241,54 @@ describe("both stacks", () => {
     assert.equal((find(r.objects, "Deployment", "stock-analysis-api").spec as Any).replicas, 7);
   });
 });
+
+describe("image builds and TLS variants", () => {
+  it("builds and pushes the image when a build context is configured, and runs the pushed digest", async () => {
+    const r = await render("dev", {
+      api: { image: "registry.example.com/stock-analysis:2.1.0", build: { context: "./app" } },
+      registry: { server: "registry.example.com", username: "ci" },
+    }).catch((e: Error) => e);
+    // A registry without its password secret is refused: the build needs credentials.
+    assert.ok(
+      r instanceof Error && /registryPassword = \(unset\): is a required secret/.test(r.message),
+    );
+
+    const built = await render("dev", {
+      api: { image: "registry.example.com/stock-analysis:2.1.0", build: { context: "./app" } },
+    });
+    const image = built.resources.find((x) => x.type === "docker:index/image:Image");
+    assert.ok(image, "no docker Image resource");
+    assert.equal(image.inputs.imageName, "registry.example.com/stock-analysis:2.1.0");
+    assert.equal((image.inputs.build as Any).context, "./app");
+    const c = container(find(built.objects, "Deployment", "stock-analysis-api"));
+    assert.match(c.image, /^registry\.example\.com\/stock-analysis@sha256:[0-9a-f]{64}$/);
+    // Services without a build context keep their configured tag.
+    assert.equal(
+      container(find(built.objects, "Deployment", "stock-analysis-frontend")).image,
+      "stock-analysis-frontend:1.0.0",
+    );
+  });
+
+  it("uses an existing TLS secret without cert-manager annotations", async () => {
+    const r = await render("dev", {
+      ingress: { hosts: ["app.example.org"], tls: { mode: "secret", secretName: "wildcard-tls" } },
+    });
+    const ing = find(r.objects, "Ingress", "stock-analysis");
+    assert.deepEqual((ing.spec as Any).tls, [
+      { hosts: ["app.example.org"], secretName: "wildcard-tls" },
+    ]);
+    assert.ok(
+      !Object.keys(ing.metadata.annotations ?? {}).some((k) => k.startsWith("cert-manager.io")),
+    );
+    assert.equal(
+      ing.metadata.annotations?.["nginx.ingress.kubernetes.io/force-ssl-redirect"],
+      "true",
+    );
+  });
+
+  it("cluster.mode yaml renders manifests to a directory instead of a cluster", async () => {
+    const r = await render("dev", { cluster: { mode: "yaml", renderDir: "manifests" } });
+    const p = r.resources.find((x) => x.type === "pulumi:providers:kubernetes");
+    assert.equal(p?.inputs.renderYamlToDirectory, "manifests");
+  });
+});
