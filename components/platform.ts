@@ -160,12 +160,16 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
   });
 
   const ingress = cfg.ingress.enabled
-    ? new PlatformIngress("ingress", {
-        ...placement,
-        config: cfg.ingress,
-        frontend: { serviceName: frontend.serviceName, port: frontend.port },
-        api: { serviceName: api.serviceName, port: api.port },
-      })
+    ? new PlatformIngress(
+        "ingress",
+        {
+          ...placement,
+          config: cfg.ingress,
+          frontend: { serviceName: frontend.serviceName, port: frontend.port },
+          api: { serviceName: api.serviceName, port: api.port },
+        },
+        { dependsOn: target.addonsReady },
+      )
     : undefined;
 
   return {

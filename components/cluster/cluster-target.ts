@@ -2,17 +2,10 @@ import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig } from "../config/platform";
+import { kindAddonsScript, kindClusterConfig } from "./kind";
 
 export interface ClusterTargetArgs {
   config: ClusterConfig;
-}
-
-/** kind cluster definition: one control plane and `workers` worker nodes. */
-export function kindClusterConfig(nodeImage: string, workers: number): string {
-  const nodes = ["control-plane", ...Array.from({ length: workers }, () => "worker")]
-    .map((role) => `  - role: ${role}\n    image: ${nodeImage}`)
-    .join("\n");
-  return `kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n${nodes}\n`;
 }
 
 /**
@@ -21,6 +14,8 @@ export function kindClusterConfig(nodeImage: string, workers: number): string {
  */
 export class ClusterTarget extends pulumi.ComponentResource {
   public readonly provider: k8s.Provider;
+  /** What must exist before cluster add-ons are used (the ingress controller's webhook). */
+  public readonly addonsReady: pulumi.Resource[] = [];
 
   constructor(name: string, args: ClusterTargetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:cluster:ClusterTarget", name, {}, opts);
@@ -48,8 +43,24 @@ export class ClusterTarget extends pulumi.ComponentResource {
         const kubeconfig = new command.local.Command(
           `${name}-kind-kubeconfig`,
           { create: `kind get kubeconfig --name ${clusterName}`, triggers: [clusterName] },
+          // The kubeconfig holds client credentials: keep it encrypted in state.
+          { parent: this, dependsOn: [cluster], additionalSecretOutputs: ["stdout"] },
+        );
+        const addons = new command.local.Command(
+          `${name}-kind-addons`,
+          {
+            create: kindAddonsScript,
+            interpreter: ["bash", "-c"],
+            environment: {
+              KUBE_CONTEXT: `kind-${clusterName}`,
+              INGRESS_NGINX_VERSION: c.kind.ingressNginxVersion,
+              METRICS_SERVER_VERSION: c.kind.metricsServerVersion,
+            },
+            triggers: [clusterName, c.kind.ingressNginxVersion, c.kind.metricsServerVersion],
+          },
           { parent: this, dependsOn: [cluster] },
         );
+        this.addonsReady.push(addons);
         this.provider = new k8s.Provider(
           `${name}-k8s`,
           { kubeconfig: pulumi.secret(kubeconfig.stdout), enableServerSideApply: true },

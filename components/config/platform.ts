@@ -18,6 +18,16 @@ export const clusterSchema = z
         name: dnsLabel.default("stock-analysis"),
         nodeImage: pinnedImage.default("kindest/node:v1.31.4"),
         workers: z.number().int().min(0).max(5).default(1),
+        /** ingress-nginx release installed into the kind cluster (its kind manifest). */
+        ingressNginxVersion: z
+          .string()
+          .regex(/^\d+\.\d+\.\d+$/)
+          .default("1.11.3"),
+        /** metrics-server release installed so the HPA has CPU metrics. */
+        metricsServerVersion: z
+          .string()
+          .regex(/^\d+\.\d+\.\d+$/)
+          .default("0.7.2"),
       })
       .prefault({}),
     renderDir: z.string().min(1).default("rendered"),

@@ -212,6 +212,11 @@ describe("both stacks", () => {
     assert.ok(kind);
     assert.match(String(kind.inputs.create), /^kind create cluster --name stock-analysis/);
     assert.equal(kind.inputs.delete, "kind delete cluster --name stock-analysis");
+    const addons = stacks.dev.resources.find(
+      (r) => r.type === "command:local:Command" && r.name === "cluster-kind-addons",
+    );
+    assert.ok(addons, "kind clusters get ingress-nginx and metrics-server");
+    assert.equal((addons.inputs.environment as Any).KUBE_CONTEXT, "kind-stock-analysis");
     const prodProvider = stacks.prod.resources.find(
       (r) => r.type === "pulumi:providers:kubernetes",
     );
