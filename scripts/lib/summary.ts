@@ -114,7 +114,8 @@ export function stackTotals(sizes: WorkloadSize[]): StackTotals {
 }
 
 const fmtCpu = (m: number) => (m >= 1000 ? `${(m / 1000).toFixed(2)} CPU` : `${m}m`);
-const fmtMem = (b: number) => `${(b / 2 ** 30).toFixed(2)}Gi`;
+const fmtMem = (b: number) =>
+  b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)}Gi` : `${Math.round(b / 2 ** 20)}Mi`;
 
 export function formatSummary(stack: string, objects: K8sObject[]): string {
   const byKind = new Map<string, number>();
@@ -128,13 +129,13 @@ export function formatSummary(stack: string, objects: K8sObject[]): string {
   for (const w of [...sizes].sort((a, b) => a.name.localeCompare(b.name))) {
     const reps = w.kind === "Job" || w.kind === "CronJob" ? "batch" : String(w.replicas);
     lines.push(
-      `  ${`${w.kind}/${w.name}`.padEnd(48)} ${reps.padStart(5)} × ${fmtCpu(w.cpuRequestMilli)}/${fmtMem(w.memoryRequestBytes)} req, ${fmtCpu(w.cpuLimitMilli)}/${fmtMem(w.memoryLimitBytes)} lim`,
+      `  ${`${w.kind}/${w.name}`.padEnd(48)} ${reps.padStart(5)} × ${fmtCpu(w.cpuRequestMilli)}/${fmtMem(w.memoryRequestBytes)} req, ${w.cpuLimitMilli ? fmtCpu(w.cpuLimitMilli) : "no-cpu-limit"}/${fmtMem(w.memoryLimitBytes)} lim`,
     );
   }
   lines.push(
     "",
     `Total requests (steady state): ${fmtCpu(t.cpuRequestMilli)}, ${fmtMem(t.memoryRequestBytes)}`,
-    `Total limits (steady state):   ${fmtCpu(t.cpuLimitMilli)}, ${fmtMem(t.memoryLimitBytes)}`,
+    `Total limits (steady state):   ${fmtCpu(t.cpuLimitMilli)} CPU-limited, ${fmtMem(t.memoryLimitBytes)}`,
     `Largest batch pod on top:      ${fmtCpu(t.batchPeakCpuRequestMilli)}, ${fmtMem(t.batchPeakMemoryRequestBytes)}`,
   );
   return lines.join("\n");
