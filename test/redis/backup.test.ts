@@ -189,7 +189,12 @@ describe("redis backup and restore", { timeout: 180000 }, () => {
       RESTORE_WORK_DIR: sb.dir,
       RESTORE_TMP_PORT: String(await freePort(["127.0.0.1"])),
     };
-    const r = await sb.run("restore.sh", restoreEnv, [`${backupDir}/${backupName}`, "all"]);
+    // `latest` is what the operator's restore Job uses by default: the newest backup by name.
+    const r = await sb.run("restore.sh", { ...restoreEnv, BACKUP_DIR: backupDir }, [
+      "latest",
+      "all",
+    ]);
+    assert.match(r.output, new RegExp(`from ${backupDir}/${backupName}`));
     assert.equal(r.code, 0, r.output);
 
     const client = clusterClient(target);

@@ -4,15 +4,23 @@
 # (values and TTLs kept, existing keys replaced): into the cluster by `redis-cli --cluster import`,
 # which routes every key to the master owning its slot, so the target may have another number of
 # masters or another slot layout than the backed-up cluster.
-# Usage: restore.sh BACKUP_PATH [cluster|broker|all]   (default: cluster)
-# Env: REDIS_CLUSTER_ENTRY, REDIS_PASSWORD_FILE, BROKER_ADDR or BROKER_SENTINELS + BROKER_MASTER_NAME,
+# Usage: restore.sh BACKUP [cluster|broker|all]   (default: cluster)
+#   BACKUP: a backup directory path, a backup name under BACKUP_DIR, or `latest` (newest there).
+# Env: BACKUP_DIR, REDIS_CLUSTER_ENTRY, REDIS_PASSWORD_FILE, BROKER_ADDR or BROKER_SENTINELS + BROKER_MASTER_NAME,
 #      BROKER_PASSWORD_FILE, RESTORE_WORK_DIR (default: a temp dir), RESTORE_TMP_PORT (default 16379).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "${BASH_SOURCE[0]%/*}/lib.sh"
 
-backup="${1:?usage: restore.sh BACKUP_PATH [cluster|broker|all]}"
+backup="${1:?usage: restore.sh BACKUP [cluster|broker|all]}"
 target="${2:-cluster}"
+if [ "$backup" = latest ]; then
+  backup="$(find "${BACKUP_DIR:?}" -mindepth 1 -maxdepth 1 -type d -name 'redis-*' | sort | tail -1)"
+  [ -n "$backup" ] || die "no backup in $BACKUP_DIR"
+elif [[ "$backup" != */* ]]; then
+  backup="${BACKUP_DIR:?}/$backup"
+fi
+log "restoring $target from $backup"
 REDIS_PASSWORD_FILE="${REDIS_PASSWORD_FILE:-/etc/redis-auth/password}"
 BROKER_PASSWORD_FILE="${BROKER_PASSWORD_FILE:-/etc/redis-broker-auth/password}"
 RESTORE_TMP_PORT="${RESTORE_TMP_PORT:-16379}"

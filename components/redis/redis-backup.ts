@@ -1,0 +1,217 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { RedisConfig } from "../config/redis";
+import {
+  ClusterPlacement,
+  plainEnv,
+  restrictedContainerSecurity,
+  restrictedPodSecurity,
+  selectorLabels,
+  toResourceRequirements,
+  workloadLabels,
+} from "../lib/k8s";
+import { allowPolicySpec } from "../lib/network";
+import {
+  REDIS_PORT,
+  REDIS_UID,
+  SCRIPTS_PATH,
+  SENTINEL_PORT,
+  redisVolumes,
+  scriptsData,
+} from "./pods";
+
+export interface RedisBackupArgs extends ClusterPlacement {
+  /** app.kubernetes.io/instance: the stack name. */
+  instance: string;
+  /** Validated Redis settings (image, `backup`). */
+  config: RedisConfig;
+  /** Any cluster node as `host:port` (the client Service). */
+  clusterEntry: pulumi.Input<string>;
+  clusterAuthSecretName: pulumi.Input<string>;
+  /** Standalone broker `host:port`, or the sentinels (`host:port` each) of a Sentinel broker. */
+  broker:
+    { address: pulumi.Input<string> } | { sentinels: pulumi.Input<string[]>; masterName: string };
+  brokerAuthSecretName: pulumi.Input<string>;
+}
+
+export const REDIS_BACKUP_NAME = "redis-backup";
+export const REDIS_RESTORE_NAME = "redis-restore";
+const BACKUP_PATH = "/backups";
+
+/**
+ * Scheduled backups of the cache cluster and the broker onto a PVC (`redis-backups`): a CronJob
+ * running backup.sh, plus a suspended CronJob `redis-restore` that is only a template for the
+ * operator's `scripts/redis-restore` (restore.sh with the chosen backup).
+ */
+export class RedisBackup extends pulumi.ComponentResource {
+  public readonly cronJobName: pulumi.Output<string>;
+  public readonly restoreTemplateName: pulumi.Output<string>;
+  public readonly pvcName: pulumi.Output<string>;
+
+  constructor(name: string, args: RedisBackupArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("stock-analysis:redis:RedisBackup", name, {}, opts);
+    const cfg = args.config;
+    const bk = cfg.backup;
+    const labels = workloadLabels(REDIS_BACKUP_NAME, "backup", args.instance);
+    const selector = selectorLabels(REDIS_BACKUP_NAME);
+    const child = { parent: this, provider: args.provider };
+    const meta = (n: string) => ({ name: n, namespace: args.namespace, labels });
+
+    const scripts = new k8s.core.v1.ConfigMap(
+      `${name}-scripts`,
+      {
+        metadata: meta(`${REDIS_BACKUP_NAME}-scripts`),
+        data: scriptsData(["lib.sh", "backup.sh", "restore.sh"]),
+      },
+      child,
+    );
+    const pvc = new k8s.core.v1.PersistentVolumeClaim(
+      `${name}-pvc`,
+      {
+        metadata: meta("redis-backups"),
+        spec: {
+          accessModes: ["ReadWriteOnce"],
+          storageClassName: bk.storage.storageClass,
+          resources: { requests: { storage: bk.storage.size } },
+        },
+      },
+      child,
+    );
+    this.pvcName = pvc.metadata.name;
+
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-netpol`,
+      {
+        metadata: meta(`${REDIS_BACKUP_NAME}-allow`),
+        spec: allowPolicySpec(selector, {
+          egressTo: [
+            { podLabels: { app: "redis" }, ports: [REDIS_PORT] },
+            { podLabels: { app: "redis-broker" }, ports: [REDIS_PORT, SENTINEL_PORT] },
+          ],
+        }),
+      },
+      child,
+    );
+
+    const brokerEnv: k8s.types.input.core.v1.EnvVar[] =
+      "address" in args.broker
+        ? [{ name: "BROKER_ADDR", value: args.broker.address }]
+        : [
+            {
+              name: "BROKER_SENTINELS",
+              value: pulumi.output(args.broker.sentinels).apply((s) => s.join(" ")),
+            },
+            { name: "BROKER_MASTER_NAME", value: args.broker.masterName },
+          ];
+    const env = [
+      { name: "REDIS_CLUSTER_ENTRY", value: args.clusterEntry },
+      ...brokerEnv,
+      ...plainEnv({
+        BACKUP_DIR: BACKUP_PATH,
+        REDIS_PASSWORD_FILE: "/etc/redis-auth/password",
+        BROKER_PASSWORD_FILE: "/etc/redis-broker-auth/password",
+        RETENTION_DAYS: String(bk.retentionDays),
+        KEEP_MIN: String(bk.keepMin),
+        TMPDIR: "/tmp",
+      }),
+    ];
+    const podSpec = (
+      container: string,
+      command: string[],
+      activeDeadlineSeconds: number,
+      extraEnv: Record<string, string> = {},
+    ): k8s.types.input.batch.v1.JobTemplateSpec => ({
+      metadata: { labels },
+      spec: {
+        backoffLimit: 1,
+        activeDeadlineSeconds,
+        template: {
+          metadata: { labels },
+          spec: {
+            restartPolicy: "Never",
+            automountServiceAccountToken: false,
+            securityContext: restrictedPodSecurity(REDIS_UID),
+            containers: [
+              {
+                name: container,
+                image: cfg.image,
+                imagePullPolicy: "IfNotPresent",
+                command,
+                env: [...env, ...plainEnv(extraEnv)],
+                resources: toResourceRequirements(bk.resources),
+                securityContext: restrictedContainerSecurity(true),
+                volumeMounts: [
+                  { name: "backups", mountPath: BACKUP_PATH },
+                  { name: "tmp", mountPath: "/tmp" },
+                  { name: "scripts", mountPath: SCRIPTS_PATH, readOnly: true },
+                  { name: "auth", mountPath: "/etc/redis-auth", readOnly: true },
+                  { name: "broker-auth", mountPath: "/etc/redis-broker-auth", readOnly: true },
+                ],
+              },
+            ],
+            volumes: [
+              { name: "backups", persistentVolumeClaim: { claimName: pvc.metadata.name } },
+              // restore.sh loads each RDB into a scratch server here.
+              { name: "tmp", emptyDir: { sizeLimit: "2Gi" } },
+              ...redisVolumes({
+                scriptsConfigMap: scripts.metadata.name,
+                authSecrets: [
+                  { volume: "auth", secretName: args.clusterAuthSecretName },
+                  { volume: "broker-auth", secretName: args.brokerAuthSecretName },
+                ],
+              }),
+            ],
+          },
+        },
+      },
+    });
+
+    const cron = new k8s.batch.v1.CronJob(
+      `${name}-cronjob`,
+      {
+        metadata: meta(REDIS_BACKUP_NAME),
+        spec: {
+          schedule: bk.schedule,
+          timeZone: bk.timeZone,
+          concurrencyPolicy: "Forbid",
+          startingDeadlineSeconds: 3600,
+          successfulJobsHistoryLimit: 3,
+          failedJobsHistoryLimit: 3,
+          jobTemplate: podSpec("backup", ["bash", `${SCRIPTS_PATH}/backup.sh`], 3600),
+        },
+      },
+      child,
+    );
+    this.cronJobName = cron.metadata.name;
+
+    const restore = new k8s.batch.v1.CronJob(
+      `${name}-restore-template`,
+      {
+        metadata: meta(REDIS_RESTORE_NAME),
+        spec: {
+          // Never scheduled: `scripts/redis-restore` creates Jobs from it with the chosen backup.
+          suspend: true,
+          schedule: "0 0 1 1 *",
+          concurrencyPolicy: "Forbid",
+          startingDeadlineSeconds: 60,
+          successfulJobsHistoryLimit: 1,
+          failedJobsHistoryLimit: 1,
+          jobTemplate: podSpec(
+            "restore",
+            ["bash", `${SCRIPTS_PATH}/restore.sh`, "$(RESTORE_BACKUP)", "$(RESTORE_TARGET)"],
+            7200,
+            { RESTORE_BACKUP: "latest", RESTORE_TARGET: "cluster" },
+          ),
+        },
+      },
+      child,
+    );
+    this.restoreTemplateName = restore.metadata.name;
+
+    this.registerOutputs({
+      cronJobName: this.cronJobName,
+      restoreTemplateName: this.restoreTemplateName,
+      pvcName: this.pvcName,
+    });
+  }
+}
