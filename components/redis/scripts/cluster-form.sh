@@ -37,18 +37,23 @@ for node in "${nodes[@]}"; do
 done
 log "all ${#addrs[@]} nodes answer"
 
-# all_ok: every listed node that is in a cluster reports cluster_state:ok.
+# all_ok: every listed node that is in a cluster reports cluster_state:ok, and every replica has
+# completed its sync (a replica that never synced cannot be promoted).
 all_ok() {
   local a info
   for a in "${addrs[@]}"; do
     info="$(rcli "${a%:*}" "${a##*:}" CLUSTER INFO 2>/dev/null)" || return 1
     [ "$(info_field "$info" cluster_known_nodes)" = 1 ] && continue
     [ "$(info_field "$info" cluster_state)" = ok ] || return 1
+    info="$(rcli "${a%:*}" "${a##*:}" INFO replication 2>/dev/null)" || return 1
+    if [ "$(info_field "$info" role)" = slave ]; then
+      [ "$(info_field "$info" master_link_status)" = up ] || return 1
+    fi
   done
 }
 
 # wait_consistent ENTRY: until every node agrees on the slot map, all slots are covered and
-# every member serves (cluster_state:ok).
+# every member serves with its replicas in sync (all_ok).
 wait_consistent() {
   local out
   until out="$(redis-cli --no-auth-warning --cluster check "$1" 2>&1)" &&
