@@ -75,10 +75,7 @@ async function benchCluster(sb: Sandbox) {
   const planned: number[] = [];
   try {
     for (let k = 0; k < KILLS; k++) {
-      const view = await nodes.view(0);
-      const masters = view.filter((n) => n.flags.includes("master") && n.slots.length > 0);
-      const master = masters[k % masters.length];
-      const replica = view.find((n) => n.masterId === master.id)!;
+      const { master, replica } = await stableShard(nodes, k);
       const ri = nodes.indexOf(replica.hostname);
       const mi = nodes.indexOf(master.hostname);
       const key = await keyOwnedBy(client, master.slots);
@@ -140,6 +137,38 @@ async function benchCluster(sb: Sandbox) {
     client.disconnect();
   }
   return { promotion, writes, planned };
+}
+
+/**
+ * The k-th shard (rotating) once the whole cluster agrees: every node's view gives the same
+ * master for it, the master answers ROLE master and its replica is synced to it.
+ */
+async function stableShard(nodes: ClusterNodes, k: number) {
+  return waitFor(
+    "a settled shard",
+    async () => {
+      if ((await nodes.clusterInfo(0)).cluster_state !== "ok") return undefined;
+      const view = await nodes.view(0);
+      const masters = view
+        .filter((n) => n.flags.includes("master") && n.slots.length > 0)
+        .sort((a, b) => a.slots[0].localeCompare(b.slots[0]));
+      const master = masters[k % masters.length];
+      const replica = view.find((n) => n.masterId === master?.id);
+      if (!master || !replica) return undefined;
+      const m = nodes.nodes[nodes.indexOf(master.hostname)];
+      const r = nodes.nodes[nodes.indexOf(replica.hostname)];
+      const mInfo = parseInfo(await cli(m.ip, m.port, ["INFO", "replication"]));
+      const rInfo = parseInfo(await cli(r.ip, r.port, ["INFO", "replication"]));
+      const synced =
+        mInfo.role === "master" &&
+        rInfo.role === "slave" &&
+        rInfo.master_link_status === "up" &&
+        rInfo.master_host === m.ip;
+      return synced ? { master, replica } : undefined;
+    },
+    LIMIT_MS,
+    100,
+  );
 }
 
 /** A key served by the master owning `ranges` (CLUSTER NODES slot ranges like "0-5460"). */
@@ -261,6 +290,8 @@ async function benchSentinel(sb: Sandbox) {
 
 async function main() {
   const sb = new Sandbox("redis-bench");
+  for (const sig of ["SIGINT", "SIGTERM"] as const)
+    process.once(sig, () => void sb.cleanup().then(() => process.exit(130)));
   try {
     const started = Date.now();
     const c = await benchCluster(sb);
