@@ -216,6 +216,29 @@ export class Sandbox {
     });
   }
 
+  /** Spawns any program inside the sandbox's DNS view (stdout/stderr piped), tracked for cleanup. */
+  spawnInNs(command: string, args: string[], env: Record<string, string> = {}): ChildProcess {
+    const child = spawn(
+      "unshare",
+      [
+        "-m",
+        "bash",
+        "-c",
+        'mount --bind "$SANDBOX_HOSTS" /etc/hosts && exec "$@"',
+        "ns",
+        command,
+        ...args,
+      ],
+      {
+        env: { ...process.env, ...env, SANDBOX_HOSTS: this.hostsFile },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    this.procs.add(child);
+    child.once("exit", () => this.procs.delete(child));
+    return child;
+  }
+
   /** Kills every process still running and removes the temp dir. */
   async cleanup(): Promise<void> {
     const waits = [...this.procs].map(

@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { redisSchema } from "../../components/config/redis";
 import {
@@ -171,6 +175,60 @@ describe("redis in prod", () => {
     assert.equal(env.BROKER_SENTINELS.split(" ").length, 3);
     const restore = find(stacks.prod.objects, "CronJob", "redis-restore");
     assert.equal((restore.spec as Any).suspend, true);
+  });
+
+  it("scripts/redis-restore runs the restore template with the chosen backup and target", () => {
+    const template = find(stacks.prod.objects, "CronJob", "redis-restore");
+    const dir = mkdtempSync(join(tmpdir(), "redis-restore-cli-"));
+    try {
+      // kubectl stand-in: `create job --from … -o json` prints the Job kubectl would derive from
+      // the rendered template; `create -f -` records what the script submits.
+      const job = {
+        apiVersion: "batch/v1",
+        kind: "Job",
+        metadata: { name: "x" },
+        spec: (template.spec as Any).jobTemplate.spec,
+      };
+      writeFileSync(join(dir, "job.json"), JSON.stringify(job));
+      writeFileSync(
+        join(dir, "kubectl"),
+        [
+          "#!/usr/bin/env bash",
+          `case "$*" in`,
+          `  *"create job"*"--dry-run=client"*) cat "${dir}/job.json" ;;`,
+          `  *"create -f -"*) cat >"${dir}/submitted.json" ;;`,
+          `  *wait*) exit 0 ;;`,
+          `  *logs*) echo "restore log" ;;`,
+          `  *) exit 9 ;;`,
+          "esac",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      const out = execFileSync(
+        "bash",
+        [join(__dirname, "../../scripts/redis-restore"), "redis-20260101T030000Z", "all"],
+        { env: { ...process.env, KUBECTL: join(dir, "kubectl") }, encoding: "utf8" },
+      );
+      assert.match(out, /restore log/);
+      const submitted = JSON.parse(readFileSync(join(dir, "submitted.json"), "utf8"));
+      const c = submitted.spec.template.spec.containers[0];
+      assert.deepEqual(c.command, [
+        "bash",
+        "/scripts/restore.sh",
+        "$(RESTORE_BACKUP)",
+        "$(RESTORE_TARGET)",
+      ]);
+      assert.equal(envOf(c).RESTORE_BACKUP, "redis-20260101T030000Z");
+      assert.equal(envOf(c).RESTORE_TARGET, "all");
+      assert.throws(() =>
+        execFileSync("bash", [join(__dirname, "../../scripts/redis-restore"), "../etc"], {
+          env: { ...process.env, KUBECTL: join(dir, "kubectl") },
+          stdio: "pipe",
+        }),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("adds masters by config: 4 masters render 8 nodes and a new formation Job", async () => {
