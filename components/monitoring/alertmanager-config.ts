@@ -1,0 +1,142 @@
+import { stringify } from "yaml";
+import { TEAMS, type Team } from "./alert-rules";
+
+/** Outgoing mail server. The password is secret stack config. */
+export interface SmtpSettings {
+  /** `host:port`. */
+  readonly smarthost: string;
+  readonly from: string;
+  readonly authUsername?: string;
+  readonly authPassword?: string;
+  /** Default true. */
+  readonly requireTls?: boolean;
+}
+
+/** Where one team is notified. */
+export interface TeamReceiverSettings {
+  readonly email: string;
+  /** Slack channel, e.g. `#backend-alerts`. */
+  readonly slackChannel: string;
+  /** Optional extra webhook for the team's critical alerts (chat-ops bot, ticketing). */
+  readonly webhookUrl?: string;
+}
+
+/**
+ * Every endpoint and credential Alertmanager notifies through. All of it comes from secret stack
+ * config and the rendered file is stored in a Kubernetes Secret, never a ConfigMap.
+ */
+export interface AlertReceiverSettings {
+  readonly smtp: SmtpSettings;
+  /** Slack incoming-webhook URL (it embeds the token). */
+  readonly slackApiUrl: string;
+  /** Paging service webhook (PagerDuty/Opsgenie events endpoint or an on-call bridge). */
+  readonly pagerWebhookUrl: string;
+  /** Catch-all mailbox for alerts without a known team. */
+  readonly defaultEmail: string;
+  readonly teams: Readonly<Record<Team, TeamReceiverSettings>>;
+}
+
+/** Alerts that mean a whole service is unreachable; their symptoms are inhibited. */
+export const DOWN_ALERTS = ["ServiceDown", "PostgreSQLDown", "RedisDown"] as const;
+
+/**
+ * Grouping: one notification per alert and service, not per pod. group_interval/repeat_interval
+ * keep a flapping or long incident from flooding channels.
+ */
+export const ROUTE_TIMING = {
+  groupWait: "30s",
+  groupInterval: "5m",
+  repeatInterval: "4h",
+  criticalGroupWait: "10s",
+  criticalRepeatInterval: "1h",
+} as const;
+
+export const PAGER_RECEIVER = "pager";
+export const DEFAULT_RECEIVER = "default";
+export const teamReceiver = (team: Team, severity: "critical" | "warning"): string =>
+  `${team}-${severity}`;
+
+const slackConfig = (channel: string) => ({
+  channel,
+  send_resolved: true,
+  title: '[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})',
+  text: "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\nRunbook: {{ .Annotations.runbook_url }}\n{{ end }}",
+});
+
+/** alertmanager.yml: route tree by severity and team, receivers, inhibition. */
+export function renderAlertmanagerConfig(settings: AlertReceiverSettings): string {
+  const receivers: object[] = [
+    { name: DEFAULT_RECEIVER, email_configs: [{ to: settings.defaultEmail, send_resolved: true }] },
+    {
+      name: PAGER_RECEIVER,
+      webhook_configs: [{ url: settings.pagerWebhookUrl, send_resolved: true, max_alerts: 20 }],
+    },
+  ];
+  for (const team of TEAMS) {
+    const t = settings.teams[team];
+    receivers.push({ name: teamReceiver(team, "warning"), slack_configs: [slackConfig(t.slackChannel)] });
+    receivers.push({
+      name: teamReceiver(team, "critical"),
+      slack_configs: [slackConfig(t.slackChannel)],
+      email_configs: [{ to: t.email, send_resolved: true }],
+      ...(t.webhookUrl ? { webhook_configs: [{ url: t.webhookUrl, send_resolved: true }] } : {}),
+    });
+  }
+
+  const config = {
+    global: {
+      resolve_timeout: "5m",
+      smtp_smarthost: settings.smtp.smarthost,
+      smtp_from: settings.smtp.from,
+      ...(settings.smtp.authUsername ? { smtp_auth_username: settings.smtp.authUsername } : {}),
+      ...(settings.smtp.authPassword ? { smtp_auth_password: settings.smtp.authPassword } : {}),
+      smtp_require_tls: settings.smtp.requireTls ?? true,
+      slack_api_url: settings.slackApiUrl,
+    },
+    route: {
+      receiver: DEFAULT_RECEIVER,
+      group_by: ["alertname", "namespace", "app"],
+      group_wait: ROUTE_TIMING.groupWait,
+      group_interval: ROUTE_TIMING.groupInterval,
+      repeat_interval: ROUTE_TIMING.repeatInterval,
+      routes: [
+        {
+          // Critical pages whoever is on call, then continues to the owning team's route.
+          receiver: PAGER_RECEIVER,
+          matchers: ['severity="critical"'],
+          group_wait: ROUTE_TIMING.criticalGroupWait,
+          repeat_interval: ROUTE_TIMING.criticalRepeatInterval,
+          continue: true,
+        },
+        ...TEAMS.map((team) => ({
+          receiver: teamReceiver(team, "warning"),
+          matchers: [`team="${team}"`],
+          routes: [
+            {
+              receiver: teamReceiver(team, "critical"),
+              matchers: ['severity="critical"'],
+              group_wait: ROUTE_TIMING.criticalGroupWait,
+              repeat_interval: ROUTE_TIMING.criticalRepeatInterval,
+            },
+          ],
+        })),
+      ],
+    },
+    inhibit_rules: [
+      {
+        // A critical alert silences the warning of the same condition on the same object.
+        source_matchers: ['severity="critical"'],
+        target_matchers: ['severity="warning"'],
+        equal: ["alertname", "namespace", "app", "instance", "persistentvolumeclaim", "host"],
+      },
+      {
+        // A down service silences its symptoms (errors, latency, memory, replication...).
+        source_matchers: [`alertname=~"${DOWN_ALERTS.join("|")}"`],
+        target_matchers: [`alertname!~"${DOWN_ALERTS.join("|")}"`],
+        equal: ["namespace", "app"],
+      },
+    ],
+    receivers,
+  };
+  return stringify(config, { lineWidth: 0 });
+}
