@@ -2,7 +2,15 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "bin/**", ".tools/**", "policies/node_modules/**", "policies/bin/**"] },
+  {
+    ignores: [
+      "node_modules/**",
+      "bin/**",
+      ".tools/**",
+      "policies/node_modules/**",
+      "policies/bin/**",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,0 +1,130 @@
+import { z } from "zod";
+import {
+  cpuQuantity,
+  cpuToMillicores,
+  memoryQuantity,
+  memoryToBytes,
+  pinnedImage,
+  replicaCount,
+} from "./validators";
+
+/** CPU/memory for one container. A CPU limit is optional on purpose: CFS throttling hurts latency. */
+export const resourcesSchema = z
+  .strictObject({
+    requests: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
+    limits: z.strictObject({ cpu: cpuQuantity.optional(), memory: memoryQuantity }),
+  })
+  .superRefine((r, ctx) => {
+    const reqCpu = cpuToMillicores(r.requests.cpu);
+    const limCpu = r.limits.cpu === undefined ? undefined : cpuToMillicores(r.limits.cpu);
+    if (reqCpu !== undefined && limCpu !== undefined && reqCpu > limCpu) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["limits", "cpu"],
+        message: `must be at least requests.cpu (${r.requests.cpu})`,
+      });
+    }
+    const reqMem = memoryToBytes(r.requests.memory);
+    const limMem = memoryToBytes(r.limits.memory);
+    if (reqMem !== undefined && limMem !== undefined && reqMem > limMem) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["limits", "memory"],
+        message: `must be at least requests.memory (${r.requests.memory})`,
+      });
+    }
+  });
+export type Resources = z.output<typeof resourcesSchema>;
+
+export const autoscalingSchema = z
+  .strictObject({
+    /** Adds a HorizontalPodAutoscaler (autoscaling/v2). */
+    enabled: z.boolean().default(false),
+    minReplicas: replicaCount.min(1, { message: "must be at least 1" }).default(1),
+    maxReplicas: replicaCount.min(1, { message: "must be at least 1" }).default(3),
+    /** Average CPU utilisation (percent of requests) the HPA aims for. */
+    targetCpuUtilization: z.number().int().min(1).max(100).default(70),
+  })
+  .superRefine((a, ctx) => {
+    if (a.minReplicas > a.maxReplicas) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["minReplicas"],
+        message: `must not exceed maxReplicas (${a.maxReplicas})`,
+      });
+    }
+  });
+
+/** Optional image build: when set, @pulumi/docker builds `context` and pushes it as `image`. */
+export const buildSchema = z.strictObject({
+  context: z.string().min(1),
+  dockerfile: z.string().min(1).default("Dockerfile"),
+});
+
+function webServiceSchema(defaults: { image: string; port: number; metrics: boolean }) {
+  return z
+    .strictObject({
+      image: pinnedImage.default(defaults.image),
+      build: buildSchema.optional(),
+      replicas: replicaCount.default(1),
+      port: z.number().int().min(1024).max(65535).default(defaults.port),
+      healthPath: z.string().startsWith("/").default("/health"),
+      metrics: z
+        .strictObject({
+          enabled: z.boolean().default(defaults.metrics),
+          path: z.string().startsWith("/").default("/metrics"),
+        })
+        .prefault({}),
+      resources: resourcesSchema.default({
+        requests: { cpu: "100m", memory: "128Mi" },
+        limits: { memory: "256Mi" },
+      }),
+      autoscaling: autoscalingSchema.prefault({}),
+      /** Paths that stay writable (emptyDir) under the read-only root filesystem. */
+      writablePaths: z.array(z.string().startsWith("/")).default(["/tmp"]),
+      /** Plain, non-secret environment variables. Secrets never go here. */
+      env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).default({}),
+    })
+    .superRefine((s, ctx) => {
+      if (s.autoscaling.enabled) {
+        const { minReplicas, maxReplicas } = s.autoscaling;
+        if (s.replicas < minReplicas || s.replicas > maxReplicas) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["replicas"],
+            message: `must lie within autoscaling minReplicas..maxReplicas (${minReplicas}..${maxReplicas})`,
+          });
+        }
+      }
+    });
+}
+
+export const apiSchema = webServiceSchema({
+  image: "stock-analysis:1.0.0",
+  port: 8000,
+  metrics: true,
+});
+export const frontendSchema = webServiceSchema({
+  image: "stock-analysis-frontend:1.0.0",
+  port: 8080,
+  metrics: false,
+});
+export type WebServiceConfig = z.output<typeof apiSchema>;
+
+export const celerySchema = z.strictObject({
+  image: pinnedImage.default("stock-analysis:1.0.0"),
+  build: buildSchema.optional(),
+  replicas: replicaCount.default(1),
+  /** The Celery application module passed to `celery -A`. */
+  app: z.string().min(1).default("app.worker"),
+  concurrency: z.number().int().min(1).max(64).default(2),
+  queues: z.array(z.string().min(1)).min(1).default(["celery"]),
+  resources: resourcesSchema.default({
+    requests: { cpu: "100m", memory: "256Mi" },
+    limits: { memory: "512Mi" },
+  }),
+  /** Seconds the liveness `celery inspect ping` waits for this worker's reply. */
+  pingTimeoutSeconds: z.number().int().min(1).max(60).default(10),
+  env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).default({}),
+});
+export type WorkerConfig = z.output<typeof celerySchema>;

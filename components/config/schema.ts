@@ -1,0 +1,36 @@
+import { z } from "zod";
+import { apiSchema, celerySchema, frontendSchema } from "./app";
+import { clusterSchema, ingressSchema, registryPasswordSchema, registrySchema } from "./platform";
+import { dnsLabel } from "./validators";
+
+/**
+ * Every stack setting, one top-level Pulumi config key per entry (`stock-analysis:<key>`).
+ * Each capability owns the schema of its key; defaults suit a laptop cluster and
+ * Pulumi.prod.yaml overrides them. Unknown keys are rejected, so a typo fails the preview.
+ */
+export const platformSchema = z
+  .strictObject({
+    cluster: clusterSchema.prefault({}),
+    namespace: dnsLabel.default("stock-analysis"),
+    registry: registrySchema.optional(),
+    registryPassword: registryPasswordSchema.optional(),
+    api: apiSchema.prefault({}),
+    frontend: frontendSchema.prefault({}),
+    celery: celerySchema.prefault({}),
+    ingress: ingressSchema.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    if (c.registry !== undefined && c.registryPassword === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["registryPassword"],
+        message:
+          "is a required secret when registry is set: pulumi config set --secret registryPassword <token>",
+      });
+    }
+  });
+
+/** Top-level keys that hold secrets: their values never appear in error messages. */
+export const secretConfigKeys: ReadonlySet<string> = new Set(["registryPassword"]);
+
+export type PlatformConfig = z.output<typeof platformSchema>;

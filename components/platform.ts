@@ -1,0 +1,182 @@
+import * as docker from "@pulumi/docker";
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { CeleryWorker } from "./app/celery-worker";
+import { WebService } from "./app/web-service";
+import { ClusterTarget } from "./cluster/cluster-target";
+import type { PlatformConfig } from "./config/schema";
+import { PlatformNamespace } from "./core/platform-namespace";
+import { PlatformIngress } from "./ingress/platform-ingress";
+import { NetworkPeer, PART_OF } from "./lib/k8s";
+
+/** Stable names the manual's runbooks use. */
+export const NAMES = {
+  api: "stock-analysis-api",
+  frontend: "stock-analysis-frontend",
+  celery: "stock-analysis-celery",
+  appSecret: "stock-analysis-app",
+} as const;
+
+/** Builds `image` from `build.context` and pushes it when a build is configured. */
+function imageFor(
+  name: string,
+  image: string,
+  build: { context: string; dockerfile: string } | undefined,
+  registry: PlatformConfig["registry"],
+  registryPassword: pulumi.Output<string> | undefined,
+): pulumi.Input<string> {
+  if (!build) return image;
+  const built = new docker.Image(`${name}-image`, {
+    imageName: image,
+    build: {
+      context: build.context,
+      dockerfile: `${build.context}/${build.dockerfile}`,
+      platform: "linux/amd64",
+    },
+    registry:
+      registry && registryPassword
+        ? { server: registry.server, username: registry.username, password: registryPassword }
+        : undefined,
+  });
+  // The digest pins exactly what was pushed, so a rebuilt tag cannot change running pods.
+  return built.repoDigest;
+}
+
+/**
+ * The whole platform from one validated config: cluster target, namespace, app tier, ingress.
+ * Returns the stack outputs (stable DNS names and entry URLs; never secret values).
+ */
+export function buildPlatform(cfg: PlatformConfig, stack: string) {
+  const target = new ClusterTarget("cluster", { config: cfg.cluster });
+  const provider = target.provider;
+  const ns = new PlatformNamespace("namespace", {
+    provider,
+    name: cfg.namespace,
+    environment: stack,
+  });
+  const namespace = ns.name;
+  const placement = { provider, namespace };
+
+  const registryPassword = cfg.registryPassword
+    ? pulumi.secret(cfg.registryPassword.value)
+    : undefined;
+  const imagePullSecrets: pulumi.Input<string>[] = [];
+  if (cfg.registry && registryPassword) {
+    const pull = new k8s.core.v1.Secret(
+      "registry-pull",
+      {
+        metadata: {
+          name: "registry-pull",
+          namespace,
+          labels: { "app.kubernetes.io/part-of": PART_OF },
+        },
+        type: "kubernetes.io/dockerconfigjson",
+        stringData: {
+          ".dockerconfigjson": registryPassword.apply((p) =>
+            JSON.stringify({
+              auths: { [cfg.registry!.server]: { username: cfg.registry!.username, password: p } },
+            }),
+          ),
+        },
+      },
+      { provider },
+    );
+    imagePullSecrets.push(pull.metadata.name);
+  }
+
+  // Signing key of the API (sessions, tokens): generated once, kept in state as a secret.
+  const secretKey = new random.RandomPassword("api-secret-key", { length: 64, special: false });
+  const appSecret = new k8s.core.v1.Secret(
+    "app-secret",
+    {
+      metadata: {
+        name: NAMES.appSecret,
+        namespace,
+        labels: { "app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": "pulumi" },
+      },
+      type: "Opaque",
+      stringData: { "secret-key": secretKey.result },
+    },
+    { provider },
+  );
+
+  const prometheus: NetworkPeer = { podLabels: { app: "prometheus" }, ports: [] };
+  const fromIngress = (port: number): NetworkPeer => ({
+    namespace: cfg.ingress.controllerNamespace,
+    ports: [port],
+  });
+  const dataStores: NetworkPeer[] = [
+    { podLabels: { app: "postgresql" }, ports: [5432] },
+    { podLabels: { app: "redis" }, ports: [6379] },
+    { podLabels: { app: "redis-broker" }, ports: [6379, 26379] },
+  ];
+
+  const api = new WebService("api", {
+    ...placement,
+    name: NAMES.api,
+    component: "api",
+    instance: stack,
+    config: cfg.api,
+    image: imageFor("api", cfg.api.image, cfg.api.build, cfg.registry, registryPassword),
+    imagePullSecrets,
+    secretEnv: { SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" } },
+    network: {
+      ingressFrom: [fromIngress(cfg.api.port), { ...prometheus, ports: [cfg.api.port] }],
+      egressTo: dataStores,
+    },
+  });
+
+  const frontend = new WebService("frontend", {
+    ...placement,
+    name: NAMES.frontend,
+    component: "frontend",
+    instance: stack,
+    config: cfg.frontend,
+    image: imageFor(
+      "frontend",
+      cfg.frontend.image,
+      cfg.frontend.build,
+      cfg.registry,
+      registryPassword,
+    ),
+    imagePullSecrets,
+    network: {
+      ingressFrom: [
+        fromIngress(cfg.frontend.port),
+        ...(cfg.frontend.metrics.enabled ? [{ ...prometheus, ports: [cfg.frontend.port] }] : []),
+      ],
+    },
+  });
+
+  const celery = new CeleryWorker("celery", {
+    ...placement,
+    name: NAMES.celery,
+    instance: stack,
+    config: cfg.celery,
+    image: imageFor("celery", cfg.celery.image, cfg.celery.build, cfg.registry, registryPassword),
+    imagePullSecrets,
+    network: { egressTo: dataStores },
+  });
+
+  const ingress = cfg.ingress.enabled
+    ? new PlatformIngress(
+        "ingress",
+        {
+          ...placement,
+          config: cfg.ingress,
+          frontend: { serviceName: frontend.serviceName, port: frontend.port },
+          api: { serviceName: api.serviceName, port: api.port },
+        },
+        { dependsOn: target.addonsReady },
+      )
+    : undefined;
+
+  return {
+    namespace,
+    apiUrl: api.dnsName.apply((d) => `http://${d}:${api.port}`),
+    frontendUrl: frontend.dnsName.apply((d) => `http://${d}:${frontend.port}`),
+    celeryDeployment: celery.deploymentName,
+    publicUrl: ingress?.url,
+  };
+}

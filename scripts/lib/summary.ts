@@ -1,0 +1,142 @@
+import { cpuToMillicores, memoryToBytes } from "../../components/config/validators";
+import type { K8sObject } from "./render-stack";
+
+interface Container {
+  name: string;
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+}
+interface PodSpec {
+  containers?: Container[];
+  initContainers?: Container[];
+}
+
+/** Pod spec of a workload object, or undefined for kinds that run no pods. */
+export function podSpecOf(obj: K8sObject): PodSpec | undefined {
+  const spec = obj.spec as Record<string, any> | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any
+  switch (obj.kind) {
+    case "Deployment":
+    case "StatefulSet":
+    case "DaemonSet":
+    case "Job":
+      return spec?.template?.spec;
+    case "CronJob":
+      return spec?.jobTemplate?.spec?.template?.spec;
+    default:
+      return undefined;
+  }
+}
+
+export interface WorkloadSize {
+  kind: string;
+  name: string;
+  /** Pods it runs in steady state (DaemonSets count one node; batch kinds count 0). */
+  replicas: number;
+  /** Per pod: sum of containers, or the largest init container when that is bigger (as the scheduler does). */
+  cpuRequestMilli: number;
+  memoryRequestBytes: number;
+  cpuLimitMilli: number;
+  memoryLimitBytes: number;
+}
+
+function sum(
+  containers: Container[] | undefined,
+  field: "requests" | "limits",
+  res: "cpu" | "memory",
+): number {
+  return (containers ?? []).reduce((acc, c) => {
+    const q = c.resources?.[field]?.[res];
+    if (q === undefined) return acc;
+    return acc + ((res === "cpu" ? cpuToMillicores(q) : memoryToBytes(q)) ?? 0);
+  }, 0);
+}
+
+function effective(spec: PodSpec, field: "requests" | "limits", res: "cpu" | "memory"): number {
+  const maxInit = Math.max(0, ...(spec.initContainers ?? []).map((c) => sum([c], field, res)));
+  return Math.max(sum(spec.containers, field, res), maxInit);
+}
+
+export function workloadSizes(objects: K8sObject[]): WorkloadSize[] {
+  const out: WorkloadSize[] = [];
+  for (const obj of objects) {
+    const spec = podSpecOf(obj);
+    if (!spec) continue;
+    const s = obj.spec as { replicas?: number };
+    const replicas =
+      obj.kind === "Deployment" || obj.kind === "StatefulSet"
+        ? (s.replicas ?? 1)
+        : obj.kind === "DaemonSet"
+          ? 1
+          : 0;
+    out.push({
+      kind: obj.kind,
+      name: obj.metadata.name,
+      replicas,
+      cpuRequestMilli: effective(spec, "requests", "cpu"),
+      memoryRequestBytes: effective(spec, "requests", "memory"),
+      cpuLimitMilli: effective(spec, "limits", "cpu"),
+      memoryLimitBytes: effective(spec, "limits", "memory"),
+    });
+  }
+  return out;
+}
+
+export interface StackTotals {
+  /** Steady state: every long-running pod at its replica count. */
+  cpuRequestMilli: number;
+  memoryRequestBytes: number;
+  cpuLimitMilli: number;
+  memoryLimitBytes: number;
+  /** The largest single batch pod (Job/CronJob), which may run on top of the steady state. */
+  batchPeakCpuRequestMilli: number;
+  batchPeakMemoryRequestBytes: number;
+}
+
+export function stackTotals(sizes: WorkloadSize[]): StackTotals {
+  const t: StackTotals = {
+    cpuRequestMilli: 0,
+    memoryRequestBytes: 0,
+    cpuLimitMilli: 0,
+    memoryLimitBytes: 0,
+    batchPeakCpuRequestMilli: 0,
+    batchPeakMemoryRequestBytes: 0,
+  };
+  for (const w of sizes) {
+    t.cpuRequestMilli += w.cpuRequestMilli * w.replicas;
+    t.memoryRequestBytes += w.memoryRequestBytes * w.replicas;
+    t.cpuLimitMilli += w.cpuLimitMilli * w.replicas;
+    t.memoryLimitBytes += w.memoryLimitBytes * w.replicas;
+    if (w.kind === "Job" || w.kind === "CronJob") {
+      t.batchPeakCpuRequestMilli = Math.max(t.batchPeakCpuRequestMilli, w.cpuRequestMilli);
+      t.batchPeakMemoryRequestBytes = Math.max(t.batchPeakMemoryRequestBytes, w.memoryRequestBytes);
+    }
+  }
+  return t;
+}
+
+const fmtCpu = (m: number) => (m >= 1000 ? `${(m / 1000).toFixed(2)} CPU` : `${m}m`);
+const fmtMem = (b: number) =>
+  b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)}Gi` : `${Math.round(b / 2 ** 20)}Mi`;
+
+export function formatSummary(stack: string, objects: K8sObject[]): string {
+  const byKind = new Map<string, number>();
+  for (const o of objects) byKind.set(o.kind, (byKind.get(o.kind) ?? 0) + 1);
+  const sizes = workloadSizes(objects);
+  const t = stackTotals(sizes);
+  const lines = [`Stack ${stack}: ${objects.length} Kubernetes objects`, "", "Objects by kind:"];
+  for (const [kind, n] of [...byKind].sort(([a], [b]) => a.localeCompare(b)))
+    lines.push(`  ${kind.padEnd(28)} ${n}`);
+  lines.push("", "Workloads (replicas × per-pod requests / limits):");
+  for (const w of [...sizes].sort((a, b) => a.name.localeCompare(b.name))) {
+    const reps = w.kind === "Job" || w.kind === "CronJob" ? "batch" : String(w.replicas);
+    lines.push(
+      `  ${`${w.kind}/${w.name}`.padEnd(48)} ${reps.padStart(5)} × ${fmtCpu(w.cpuRequestMilli)}/${fmtMem(w.memoryRequestBytes)} req, ${w.cpuLimitMilli ? fmtCpu(w.cpuLimitMilli) : "no-cpu-limit"}/${fmtMem(w.memoryLimitBytes)} lim`,
+    );
+  }
+  lines.push(
+    "",
+    `Total requests (steady state): ${fmtCpu(t.cpuRequestMilli)}, ${fmtMem(t.memoryRequestBytes)}`,
+    `Total limits (steady state):   ${fmtCpu(t.cpuLimitMilli)} CPU-limited, ${fmtMem(t.memoryLimitBytes)}`,
+    `Largest batch pod on top:      ${fmtCpu(t.batchPeakCpuRequestMilli)}, ${fmtMem(t.batchPeakMemoryRequestBytes)}`,
+  );
+  return lines.join("\n");
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what the repo needs, skipping whatever is already in place (fast when warm).
+#   scripts/setup.sh          npm packages (root project and policy pack)
+#   scripts/setup.sh --tools  also the Debian packages the real-daemon tests run:
+#                             PostgreSQL 15, Redis 7, promtool, amtool, shellcheck
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+npm_install() {
+  local dir=$1
+  [ -f "$dir/package-lock.json" ] || return 0
+  # npm ci records the lockfile it installed; reinstall only when the lockfile changed.
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "setup: npm ci in $dir" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+npm_install .
+npm_install policies
+
+if [ "${1:-}" = "--tools" ]; then
+  missing=()
+  [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || missing+=(postgresql-15 postgresql-contrib-15)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
+  command -v zstd >/dev/null || missing+=(zstd)
+  command -v pigz >/dev/null || missing+=(pigz)
+  command -v runuser >/dev/null || missing+=(util-linux)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "setup: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  # Debian starts the packaged services on install; tests run their own on random ports.
+  for svc in postgresql redis-server prometheus prometheus-alertmanager; do
+    if command -v service >/dev/null; then service "$svc" stop >/dev/null 2>&1 || true; fi
+  done
+fi

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs ShellCheck over every shell script of the repo (tracked or new, never node_modules).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.sh' 'scripts/*' '.ci/*' |
+  while read -r f; do
+    [ -f "$f" ] || continue
+    case "$f" in *.sh) echo "$f" ;; *) head -1 "$f" | grep -qE '^#!.*(ba)?sh' && echo "$f" ;; esac
+  done | sort -u)
+[ "${#files[@]}" -eq 0 ] && exit 0
+shellcheck -x "${files[@]}"
+echo "shellcheck: ${#files[@]} scripts clean"

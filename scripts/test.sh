@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the test suite with Node's built-in runner (each file in its own process,
+# so Pulumi mocks and daemons never leak between files).
+#   scripts/test.sh            every suite under test/
+#   scripts/test.sh unit       only test/unit (fast, no daemons)
+#   scripts/test.sh <dir>...   only the given folders under test/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+dirs=()
+if [ "$#" -eq 0 ]; then
+  dirs=(test)
+else
+  for d in "$@"; do dirs+=("test/$d"); done
+fi
+
+mapfile -t files < <(find "${dirs[@]}" -name '*.test.ts' -type f | sort)
+if [ "${#files[@]}" -eq 0 ]; then
+  echo "no test files under ${dirs[*]}" >&2
+  exit 1
+fi
+
+exec node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"

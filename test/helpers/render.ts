@@ -1,0 +1,61 @@
+import { spawn } from "node:child_process";
+import * as path from "node:path";
+import type { K8sObject, RenderedResource } from "../../scripts/lib/render-stack";
+
+const ROOT = path.resolve(__dirname, "../..");
+
+export interface RenderResult {
+  resources: RenderedResource[];
+  /** Kubernetes objects, Secret payloads redacted. */
+  objects: K8sObject[];
+  outputs: Record<string, unknown>;
+}
+
+export interface RenderFailure {
+  code: number;
+  stderr: string;
+}
+
+/** Runs `scripts/render.ts --json` for a stack in a fresh process (the SDK runtime is global). */
+export function renderRaw(
+  stack: string,
+  sets: Record<string, unknown> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const args = [
+    "--import",
+    "tsx",
+    path.join(ROOT, "scripts/render.ts"),
+    "--stack",
+    stack,
+    "--json",
+  ];
+  for (const [k, v] of Object.entries(sets))
+    args.push("--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+export async function render(
+  stack: string,
+  sets: Record<string, unknown> = {},
+): Promise<RenderResult> {
+  const r = await renderRaw(stack, sets);
+  if (r.code !== 0) throw new Error(`render of ${stack} failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as RenderResult;
+}
+
+export function find(objects: K8sObject[], kind: string, name: string): K8sObject {
+  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!o)
+    throw new Error(
+      `no ${kind}/${name} in render (have: ${objects.map((x) => `${x.kind}/${x.metadata.name}`).join(", ")})`,
+    );
+  return o;
+}
