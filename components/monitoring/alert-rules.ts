@@ -89,7 +89,8 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
           severity: "critical",
           team: "backend",
           summary: "High error rate detected",
-          description: "{{ $labels.app }} answers {{ $value }} 5xx responses/s over the last 5 minutes",
+          description:
+            "{{ $labels.app }} answers {{ $value }} 5xx responses/s over the last 5 minutes",
           runbookAnchor: "higherrorrate",
         },
         {
@@ -150,7 +151,8 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
           severity: "critical",
           team: "dba",
           summary: "PostgreSQL {{ $labels.pod }} is down",
-          description: "postgres_exporter in {{ $labels.pod }} cannot reach PostgreSQL for 1 minute.",
+          description:
+            "postgres_exporter in {{ $labels.pod }} cannot reach PostgreSQL for 1 minute.",
           runbookAnchor: "postgresqldown",
         },
         {
@@ -170,13 +172,12 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
       rules: [
         {
           alert: "HighCPUUsage",
-          expr:
-            '100 - (avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100) > 80',
+          expr: '100 - (avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100) > 80',
           for: "10m",
           severity: "warning",
           team: "devops",
           summary: "High CPU usage on {{ $labels.instance }}",
-          description: "Node {{ $labels.instance }} CPU usage is {{ $value | printf \"%.0f\" }}%",
+          description: 'Node {{ $labels.instance }} CPU usage is {{ $value | printf "%.0f" }}%',
           runbookAnchor: "highcpuusage",
         },
         {
@@ -186,8 +187,7 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
           severity: "warning",
           team: "devops",
           summary: "High memory usage on {{ $labels.instance }}",
-          description:
-            "Node {{ $labels.instance }} memory usage is {{ $value | printf \"%.0f\" }}%",
+          description: 'Node {{ $labels.instance }} memory usage is {{ $value | printf "%.0f" }}%',
           runbookAnchor: "highmemoryusage",
         },
       ],
@@ -251,7 +251,8 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
           severity: "warning",
           team: "devops",
           summary: "Pod {{ $labels.pod }} is crash looping",
-          description: "Container {{ $labels.container }} of {{ $labels.pod }} is in CrashLoopBackOff.",
+          description:
+            "Container {{ $labels.container }} of {{ $labels.pod }} is in CrashLoopBackOff.",
           runbookAnchor: "podcrashlooping",
         },
         pvcFillingUp(ns, "warning", 0.15, "10m"),
@@ -268,7 +269,8 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
           severity: "critical",
           team: "dba",
           summary: "Backup job {{ $labels.job_name }} failed",
-          description: "Job {{ $labels.job_name }} has failed pods; the last backup did not complete.",
+          description:
+            "Job {{ $labels.job_name }} has failed pods; the last backup did not complete.",
           runbookAnchor: "backupjobfailed",
         },
         {
@@ -294,7 +296,12 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
   return groups;
 }
 
-function pvcFillingUp(namespace: string, severity: Severity, freeRatio: number, forDur: string): AlertRule {
+function pvcFillingUp(
+  namespace: string,
+  severity: Severity,
+  freeRatio: number,
+  forDur: string,
+): AlertRule {
   return {
     alert: "PVCFillingUp",
     expr:
@@ -318,7 +325,8 @@ function tlsExpiring(severity: Severity, days: number, forDur: string): AlertRul
     severity,
     team: "devops",
     summary: "TLS certificate for {{ $labels.host }} expires soon",
-    description: "The certificate served for {{ $labels.host }} expires in {{ $value | printf \"%.1f\" }} days.",
+    description:
+      'The certificate served for {{ $labels.host }} expires in {{ $value | printf "%.1f" }} days.',
     runbookAnchor: "tlscertificateexpiring",
   };
 }

@@ -59,7 +59,8 @@ export const teamReceiver = (team: Team, severity: "critical" | "warning"): stri
 const slackConfig = (channel: string) => ({
   channel,
   send_resolved: true,
-  title: '[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})',
+  title:
+    '[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})',
   text: "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\nRunbook: {{ .Annotations.runbook_url }}\n{{ end }}",
 });
 
@@ -74,7 +75,10 @@ export function renderAlertmanagerConfig(settings: AlertReceiverSettings): strin
   ];
   for (const team of TEAMS) {
     const t = settings.teams[team];
-    receivers.push({ name: teamReceiver(team, "warning"), slack_configs: [slackConfig(t.slackChannel)] });
+    receivers.push({
+      name: teamReceiver(team, "warning"),
+      slack_configs: [slackConfig(t.slackChannel)],
+    });
     receivers.push({
       name: teamReceiver(team, "critical"),
       slack_configs: [slackConfig(t.slackChannel)],
@@ -120,6 +124,8 @@ export function renderAlertmanagerConfig(settings: AlertReceiverSettings): strin
             },
           ],
         })),
+        // Unowned alerts still reach a human, critical ones as well as the pager.
+        { receiver: DEFAULT_RECEIVER },
       ],
     },
     inhibit_rules: [

@@ -123,7 +123,10 @@ export const METRIC_SOURCES: readonly MetricSource[] = [
   {
     id: "ingress-nginx",
     producer: "ingress-nginx controller metrics endpoint",
-    metrics: ["nginx_ingress_controller_ssl_expire_time_seconds", "nginx_ingress_controller_requests"],
+    metrics: [
+      "nginx_ingress_controller_ssl_expire_time_seconds",
+      "nginx_ingress_controller_requests",
+    ],
   },
   {
     id: "alertmanager",

@@ -92,15 +92,21 @@ export function dashboardSpecs(namespace: string): DashboardSpec[] {
         {
           title: "User activity (API requests/min, probes excluded)",
           kind: "timeseries",
-          description: "The API exports no user metric; request volume without probes is the proxy.",
+          description:
+            "The API exports no user metric; request volume without probes is the proxy.",
           targets: [
-            { expr: `sum(${httpRate(', handler!~"/health|/metrics"')}) * 60`, legend: "requests/min" },
+            {
+              expr: `sum(${httpRate(', handler!~"/health|/metrics"')}) * 60`,
+              legend: "requests/min",
+            },
           ],
         },
         {
           title: "Celery queue length",
           kind: "timeseries",
-          targets: [{ expr: "sum by (queue_name) (celery_queue_length)", legend: "{{queue_name}}" }],
+          targets: [
+            { expr: "sum by (queue_name) (celery_queue_length)", legend: "{{queue_name}}" },
+          ],
         },
         {
           title: "Analysis task success ratio",
@@ -301,9 +307,7 @@ export function dashboardSpecs(namespace: string): DashboardSpec[] {
         {
           title: "Pods by phase",
           kind: "bargauge",
-          targets: [
-            { expr: `sum by (phase) (kube_pod_status_phase{${ns}})`, legend: "{{phase}}" },
-          ],
+          targets: [{ expr: `sum by (phase) (kube_pod_status_phase{${ns}})`, legend: "{{phase}}" }],
         },
         {
           title: "Container restarts (last hour)",

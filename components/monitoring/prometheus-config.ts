@@ -27,7 +27,11 @@ export interface PrometheusConfigOptions {
   readonly targets: readonly ScrapeTarget[];
   /** Namespace of the ingress-nginx controller, whose metrics carry TLS expiry; omit to skip. */
   readonly ingressNginx?: { readonly namespace: string; readonly port: number };
+  /** Where the pod's service-account token and CA are mounted. Default: the Kubernetes path. */
+  readonly serviceAccountDir?: string;
 }
+
+const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /** Relabelling shared by pod jobs: address from the port, and stable `namespace`/`pod`/`app` labels. */
 function podTargetLabels(): object[] {
@@ -66,7 +70,7 @@ function explicitJob(namespace: string, t: ScrapeTarget): object {
   };
 }
 
-function kubeletJob(jobName: string, path: string): object {
+function kubeletJob(jobName: string, path: string, saDir: string): object {
   return {
     job_name: jobName,
     scheme: "https",
@@ -75,10 +79,10 @@ function kubeletJob(jobName: string, path: string): object {
     // Kubelet serving certificates are commonly self-signed per node; the bearer token still
     // authenticates us and RBAC (nodes/metrics) authorises the read.
     tls_config: {
-      ca_file: "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+      ca_file: `${saDir}/ca.crt`,
       insecure_skip_verify: true,
     },
-    authorization: { credentials_file: "/var/run/secrets/kubernetes.io/serviceaccount/token" },
+    authorization: { credentials_file: `${saDir}/token` },
     relabel_configs: [{ source_labels: ["__meta_kubernetes_node_name"], target_label: "node" }],
   };
 }
@@ -86,6 +90,7 @@ function kubeletJob(jobName: string, path: string): object {
 /** prometheus.yml: the manual's global settings, annotation discovery, explicit jobs, alerting. */
 export function renderPrometheusConfig(opts: PrometheusConfigOptions): string {
   const explicitApps = opts.targets.map((t) => t.app).join("|");
+  const saDir = opts.serviceAccountDir ?? SERVICE_ACCOUNT_DIR;
   const config = {
     global: {
       scrape_interval: "15s",
@@ -100,7 +105,11 @@ export function renderPrometheusConfig(opts: PrometheusConfigOptions): string {
           // a Service in between would deliver to one only.
           kubernetes_sd_configs: podSd(opts.namespace),
           relabel_configs: [
-            { source_labels: ["__meta_kubernetes_pod_label_app"], regex: "alertmanager", action: "keep" },
+            {
+              source_labels: ["__meta_kubernetes_pod_label_app"],
+              regex: "alertmanager",
+              action: "keep",
+            },
             {
               source_labels: ["__meta_kubernetes_pod_container_port_number"],
               regex: String(opts.alertmanagerPort),
@@ -122,7 +131,11 @@ export function renderPrometheusConfig(opts: PrometheusConfigOptions): string {
             regex: "true",
             action: "keep",
           },
-          { source_labels: ["__meta_kubernetes_pod_label_app"], regex: explicitApps, action: "drop" },
+          {
+            source_labels: ["__meta_kubernetes_pod_label_app"],
+            regex: explicitApps,
+            action: "drop",
+          },
           { source_labels: ["__meta_kubernetes_pod_phase"], regex: "Running", action: "keep" },
           {
             source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
@@ -139,8 +152,8 @@ export function renderPrometheusConfig(opts: PrometheusConfigOptions): string {
         ],
       },
       ...opts.targets.map((t) => explicitJob(opts.namespace, t)),
-      kubeletJob("kubelet", "/metrics"),
-      kubeletJob("kubernetes-cadvisor", "/metrics/cadvisor"),
+      kubeletJob("kubelet", "/metrics", saDir),
+      kubeletJob("kubernetes-cadvisor", "/metrics/cadvisor", saDir),
       ...(opts.ingressNginx
         ? [
             {
@@ -158,7 +171,10 @@ export function renderPrometheusConfig(opts: PrometheusConfigOptions): string {
                   action: "keep",
                 },
                 // The controller's metrics carry the Ingress' own `namespace`; keep ours apart.
-                { source_labels: ["__meta_kubernetes_namespace"], target_label: "controller_namespace" },
+                {
+                  source_labels: ["__meta_kubernetes_namespace"],
+                  target_label: "controller_namespace",
+                },
                 { source_labels: ["__meta_kubernetes_pod_name"], target_label: "pod" },
                 { replacement: "ingress-nginx", target_label: "app" },
               ],
@@ -168,4 +184,45 @@ export function renderPrometheusConfig(opts: PrometheusConfigOptions): string {
     ],
   };
   return stringify(config, { lineWidth: 0 });
+}
+
+/** Ports of the workloads Prometheus scrapes explicitly. */
+export const METRICS_PORTS = {
+  api: 8000,
+  kubeStateMetrics: 8080,
+  nodeExporter: 9100,
+  postgresExporter: 9187,
+  redisExporter: 9121,
+  celeryExporter: 9808,
+  alertmanager: 9093,
+  grafana: 3000,
+  loki: 3100,
+} as const;
+
+/**
+ * The explicit jobs of the platform: the API, the exporters (PostgreSQL and Redis ones run as
+ * sidecars of their components) and the monitoring stack itself.
+ */
+export function platformScrapeTargets(apiPort: number = METRICS_PORTS.api): ScrapeTarget[] {
+  return [
+    { job: "stock-analysis-api", app: "stock-analysis-api", port: apiPort },
+    {
+      job: "kube-state-metrics",
+      app: "kube-state-metrics",
+      port: METRICS_PORTS.kubeStateMetrics,
+      describesOthers: true,
+    },
+    {
+      job: "node-exporter",
+      app: "node-exporter",
+      port: METRICS_PORTS.nodeExporter,
+      instanceFromNode: true,
+    },
+    { job: "postgres-exporter", app: "postgresql.*", port: METRICS_PORTS.postgresExporter },
+    { job: "redis-exporter", app: "redis.*", port: METRICS_PORTS.redisExporter },
+    { job: "celery-exporter", app: "celery-exporter", port: METRICS_PORTS.celeryExporter },
+    { job: "alertmanager", app: "alertmanager", port: METRICS_PORTS.alertmanager },
+    { job: "grafana", app: "grafana", port: METRICS_PORTS.grafana },
+    { job: "loki", app: "loki", port: METRICS_PORTS.loki },
+  ];
 }

@@ -106,3 +106,138 @@ export async function startAlertmanager(configYaml: string) {
     },
   };
 }
+
+const PG_BIN = "/usr/lib/postgresql/15/bin";
+const asPostgres = (cmd: string, args: string[]): [string, string[]] =>
+  process.getuid?.() === 0 ? ["runuser", ["-u", "postgres", "--", cmd, ...args]] : [cmd, args];
+
+function mustRun(cmd: string, args: string[]) {
+  const r = run(cmd, args);
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed:\n${r.output}`);
+}
+
+/**
+ * A PostgreSQL 15 primary with one streaming replica on loopback (trust auth, temp dirs owned by
+ * postgres). Enough for exporters to show their replication metrics.
+ */
+export async function startPostgresPair() {
+  const dir = tempDir("mon-pg-");
+  if (process.getuid?.() === 0) mustRun("chown", ["postgres", dir]);
+  const primaryPort = await freePort();
+  const replicaPort = await freePort();
+  const pgctl = (data: string, port: number, action: string) =>
+    mustRun(
+      ...asPostgres(`${PG_BIN}/pg_ctl`, [
+        "-D",
+        data,
+        "-l",
+        `${data}.log`,
+        "-w",
+        "-o",
+        `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`,
+        action,
+      ]),
+    );
+  const primary = join(dir, "primary");
+  const replica = join(dir, "replica");
+  const started: string[] = [];
+  const stop = () => {
+    for (const data of started.reverse()) {
+      run(...asPostgres(`${PG_BIN}/pg_ctl`, ["-D", data, "-m", "immediate", "stop"]));
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    mustRun(...asPostgres(`${PG_BIN}/initdb`, ["-D", primary, "-U", "postgres", "--auth=trust"]));
+    pgctl(primary, primaryPort, "start");
+    started.push(primary);
+    mustRun(
+      ...asPostgres(`${PG_BIN}/pg_basebackup`, [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(primaryPort),
+        "-U",
+        "postgres",
+        "-D",
+        replica,
+        "-R",
+      ]),
+    );
+    pgctl(replica, replicaPort, "start");
+    started.push(replica);
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  const dsn = (port: number) => `postgresql://postgres@127.0.0.1:${port}/postgres?sslmode=disable`;
+  return { primaryDsn: dsn(primaryPort), replicaDsn: dsn(replicaPort), stop };
+}
+
+/** A cluster-enabled Redis 7 node on loopback (its bus port is port + 10000, so port <= 55535). */
+export async function startRedisClusterNode() {
+  const dir = tempDir("mon-redis-");
+  let port = await freePort();
+  while (port > 55535) port = await freePort();
+  const daemon = startDaemon("redis-server", "redis-server", [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--dir",
+    dir,
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    join(dir, "nodes.conf"),
+    "--maxmemory",
+    "64mb",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+  ]);
+  const deadline = Date.now() + 10_000;
+  while (run("redis-cli", ["-p", String(port), "ping"]).output.trim() !== "PONG") {
+    if (Date.now() > deadline || daemon.proc.exitCode !== null) {
+      await daemon.stop();
+      throw new Error(`redis not ready:\n${daemon.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    addr: `127.0.0.1:${port}`,
+    async stop() {
+      await daemon.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Starts an exporter binary on a free loopback port and returns its scrape URL. */
+export async function startExporter(
+  bin: string,
+  args: (listen: string) => string[],
+  env?: NodeJS.ProcessEnv,
+) {
+  const port = await freePort();
+  const listen = `127.0.0.1:${port}`;
+  const daemon = startDaemon(bin, bin, args(listen), env);
+  const url = `http://${listen}/metrics`;
+  await waitForHttp(url, daemon).catch(async (e) => {
+    await daemon.stop();
+    throw e;
+  });
+  return { url, daemon };
+}
+
+/** Metric names in a Prometheus text exposition. */
+export async function scrapeMetricNames(url: string): Promise<Set<string>> {
+  const text = await (await fetch(url)).text();
+  return new Set(
+    text
+      .split("\n")
+      .filter((l) => l && !l.startsWith("#"))
+      .map((l) => l.split(/[{ ]/)[0]),
+  );
+}

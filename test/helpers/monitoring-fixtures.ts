@@ -1,6 +1,10 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { alertGroups, renderAlertRules, type AlertRuleOptions } from "../../components/monitoring/alert-rules";
+import {
+  alertGroups,
+  renderAlertRules,
+  type AlertRuleOptions,
+} from "../../components/monitoring/alert-rules";
 import type { AlertReceiverSettings } from "../../components/monitoring/alertmanager-config";
 
 export const RULE_OPTIONS: AlertRuleOptions = {

@@ -34,34 +34,172 @@ interface Contract {
 const NS = RULE_OPTIONS.namespace;
 const CONTRACT: Contract[] = [
   // The manual (000): names, thresholds, `for`, severity.
-  { alert: "HighErrorRate", severity: "critical", team: "backend", forMin: 5, threshold: 0.05, op: ">" },
-  { alert: "HighResponseTime", severity: "warning", team: "backend", forMin: 5, threshold: 2, op: ">" },
-  { alert: "DatabaseConnectionHigh", severity: "warning", team: "dba", forMin: 2, threshold: 80, op: ">", integer: true },
-  { alert: "RedisMemoryHigh", severity: "critical", team: "dba", forMin: 5, threshold: 0.9, op: ">" },
-  { alert: "CeleryQueueHigh", severity: "warning", team: "backend", forMin: 5, threshold: 1000, op: ">", integer: true },
+  {
+    alert: "HighErrorRate",
+    severity: "critical",
+    team: "backend",
+    forMin: 5,
+    threshold: 0.05,
+    op: ">",
+  },
+  {
+    alert: "HighResponseTime",
+    severity: "warning",
+    team: "backend",
+    forMin: 5,
+    threshold: 2,
+    op: ">",
+  },
+  {
+    alert: "DatabaseConnectionHigh",
+    severity: "warning",
+    team: "dba",
+    forMin: 2,
+    threshold: 80,
+    op: ">",
+    integer: true,
+  },
+  {
+    alert: "RedisMemoryHigh",
+    severity: "critical",
+    team: "dba",
+    forMin: 5,
+    threshold: 0.9,
+    op: ">",
+  },
+  {
+    alert: "CeleryQueueHigh",
+    severity: "warning",
+    team: "backend",
+    forMin: 5,
+    threshold: 1000,
+    op: ">",
+    integer: true,
+  },
   // Siblings (003/004).
-  { alert: "ServiceDown", severity: "critical", team: "backend", forMin: 1, threshold: 0, op: "==" },
+  {
+    alert: "ServiceDown",
+    severity: "critical",
+    team: "backend",
+    forMin: 1,
+    threshold: 0,
+    op: "==",
+  },
   { alert: "ServiceDown", severity: "critical", team: "dba", forMin: 1, threshold: 0, op: "==" },
   { alert: "ServiceDown", severity: "critical", team: "devops", forMin: 1, threshold: 0, op: "==" },
   { alert: "PostgreSQLDown", severity: "critical", team: "dba", forMin: 1, threshold: 0, op: "==" },
   { alert: "RedisDown", severity: "critical", team: "dba", forMin: 1, threshold: 0, op: "==" },
-  { alert: "HighCPUUsage", severity: "warning", team: "devops", forMin: 10, threshold: 80, op: ">" },
-  { alert: "HighMemoryUsage", severity: "warning", team: "devops", forMin: 5, threshold: 85, op: ">" },
+  {
+    alert: "HighCPUUsage",
+    severity: "warning",
+    team: "devops",
+    forMin: 10,
+    threshold: 80,
+    op: ">",
+  },
+  {
+    alert: "HighMemoryUsage",
+    severity: "warning",
+    team: "devops",
+    forMin: 5,
+    threshold: 85,
+    op: ">",
+  },
   // Platform needs.
-  { alert: "PostgreSQLReplicationLag", severity: "warning", team: "dba", forMin: 5, threshold: 134217728, op: ">", integer: true },
-  { alert: "PostgreSQLReplicaMissing", severity: "critical", team: "dba", forMin: 5, threshold: RULE_OPTIONS.postgresReplicas, op: "<", integer: true },
-  { alert: "RedisClusterNotOk", severity: "critical", team: "dba", forMin: 2, threshold: 0, op: "==" },
-  { alert: "PodCrashLooping", severity: "warning", team: "devops", forMin: 15, threshold: 1, op: ">=", integer: true },
-  { alert: "PVCFillingUp", severity: "warning", team: "devops", forMin: 10, threshold: 0.15, op: "<" },
-  { alert: "PVCFillingUp", severity: "critical", team: "devops", forMin: 5, threshold: 0.05, op: "<" },
-  { alert: "BackupJobFailed", severity: "critical", team: "dba", forMin: 1, threshold: 0, op: ">", integer: true },
-  { alert: "BackupTooOld", severity: "critical", team: "dba", forMin: 10, threshold: 26 * 3600, op: ">" },
-  { alert: "TLSCertificateExpiring", severity: "warning", team: "devops", forMin: 60, threshold: 14, op: "<" },
-  { alert: "TLSCertificateExpiring", severity: "critical", team: "devops", forMin: 10, threshold: 3, op: "<" },
+  {
+    alert: "PostgreSQLReplicationLag",
+    severity: "warning",
+    team: "dba",
+    forMin: 5,
+    threshold: 134217728,
+    op: ">",
+    integer: true,
+  },
+  {
+    alert: "PostgreSQLReplicaMissing",
+    severity: "critical",
+    team: "dba",
+    forMin: 5,
+    threshold: RULE_OPTIONS.postgresReplicas,
+    op: "<",
+    integer: true,
+  },
+  {
+    alert: "RedisClusterNotOk",
+    severity: "critical",
+    team: "dba",
+    forMin: 2,
+    threshold: 0,
+    op: "==",
+  },
+  {
+    alert: "PodCrashLooping",
+    severity: "warning",
+    team: "devops",
+    forMin: 15,
+    threshold: 1,
+    op: ">=",
+    integer: true,
+  },
+  {
+    alert: "PVCFillingUp",
+    severity: "warning",
+    team: "devops",
+    forMin: 10,
+    threshold: 0.15,
+    op: "<",
+  },
+  {
+    alert: "PVCFillingUp",
+    severity: "critical",
+    team: "devops",
+    forMin: 5,
+    threshold: 0.05,
+    op: "<",
+  },
+  {
+    alert: "BackupJobFailed",
+    severity: "critical",
+    team: "dba",
+    forMin: 1,
+    threshold: 0,
+    op: ">",
+    integer: true,
+  },
+  {
+    alert: "BackupTooOld",
+    severity: "critical",
+    team: "dba",
+    forMin: 10,
+    threshold: 26 * 3600,
+    op: ">",
+  },
+  {
+    alert: "TLSCertificateExpiring",
+    severity: "warning",
+    team: "devops",
+    forMin: 60,
+    threshold: 14,
+    op: "<",
+  },
+  {
+    alert: "TLSCertificateExpiring",
+    severity: "critical",
+    team: "devops",
+    forMin: 10,
+    threshold: 3,
+    op: "<",
+  },
 ];
 
 const holds = (c: Contract, v: number) =>
-  c.op === ">" ? v > c.threshold : c.op === "<" ? v < c.threshold : c.op === ">=" ? v >= c.threshold : v === c.threshold;
+  c.op === ">"
+    ? v > c.threshold
+    : c.op === "<"
+      ? v < c.threshold
+      : c.op === ">="
+        ? v >= c.threshold
+        : v === c.threshold;
 
 /** A value that must trip the rule, and one on the safe side of the threshold. */
 function probeValues(c: Contract): { fire: number; quiet: number } {
@@ -99,8 +237,20 @@ const constant = (v: number, n: number) => `${v}+0x${n}`;
 const counter = (perMin: number, n: number) => `0+${perMin}x${n}`;
 
 const apiPod = { namespace: NS, app: "stock-analysis-api", job: "stock-analysis-api" };
-const pgPod = { namespace: NS, app: "postgresql", pod: "postgresql-0", instance: "10.1.0.7:9187", job: "postgres-exporter" };
-const redisPod = { namespace: NS, app: "redis", pod: "redis-0", instance: "10.1.0.9:9121", job: "redis-exporter" };
+const pgPod = {
+  namespace: NS,
+  app: "postgresql",
+  pod: "postgresql-0",
+  instance: "10.1.0.7:9187",
+  job: "postgres-exporter",
+};
+const redisPod = {
+  namespace: NS,
+  app: "redis",
+  pod: "redis-0",
+  instance: "10.1.0.9:9121",
+  job: "redis-exporter",
+};
 const node = { instance: "node-1", job: "node-exporter" };
 
 const upFixture = (labels: Record<string, string>): Fixture => ({
@@ -113,9 +263,36 @@ const FIXTURES: Record<string, Fixture> = {
   HighErrorRate: {
     // 5xx split over two pods (the rule sums per service); 2xx traffic must not count.
     series: (v, n) => [
-      { series: sel("http_requests_total", { ...apiPod, pod: "api-1", handler: "/api/v1/stocks", method: "GET", status: "5xx" }), values: counter((v * 60) / 2, n) },
-      { series: sel("http_requests_total", { ...apiPod, pod: "api-2", handler: "/api/v1/stocks", method: "GET", status: "5xx" }), values: counter((v * 60) / 2, n) },
-      { series: sel("http_requests_total", { ...apiPod, pod: "api-1", handler: "/api/v1/stocks", method: "GET", status: "2xx" }), values: counter(6000, n) },
+      {
+        series: sel("http_requests_total", {
+          ...apiPod,
+          pod: "api-1",
+          handler: "/api/v1/stocks",
+          method: "GET",
+          status: "5xx",
+        }),
+        values: counter((v * 60) / 2, n),
+      },
+      {
+        series: sel("http_requests_total", {
+          ...apiPod,
+          pod: "api-2",
+          handler: "/api/v1/stocks",
+          method: "GET",
+          status: "5xx",
+        }),
+        values: counter((v * 60) / 2, n),
+      },
+      {
+        series: sel("http_requests_total", {
+          ...apiPod,
+          pod: "api-1",
+          handler: "/api/v1/stocks",
+          method: "GET",
+          status: "2xx",
+        }),
+        values: counter(6000, n),
+      },
     ],
     labels: { namespace: NS, app: "stock-analysis-api" },
     warmupMin: 5,
@@ -124,7 +301,12 @@ const FIXTURES: Record<string, Fixture> = {
     // All observations in the first bucket (0, v/0.95]: the interpolated p95 is exactly v.
     series: (v, n) =>
       [String(v / 0.95), "+Inf"].map((le) => ({
-        series: sel("http_request_duration_seconds_bucket", { ...apiPod, pod: "api-1", handler: "/api/v1/stocks", le }),
+        series: sel("http_request_duration_seconds_bucket", {
+          ...apiPod,
+          pod: "api-1",
+          handler: "/api/v1/stocks",
+          le,
+        }),
         values: counter(100, n),
       })),
     labels: { namespace: NS, app: "stock-analysis-api" },
@@ -132,8 +314,24 @@ const FIXTURES: Record<string, Fixture> = {
   },
   DatabaseConnectionHigh: {
     series: (v, n) => [
-      { series: sel("pg_stat_activity_count", { ...pgPod, server: "postgresql-0:5432", datname: "stock_analysis", state: "active" }), values: constant(v - 10, n) },
-      { series: sel("pg_stat_activity_count", { ...pgPod, server: "postgresql-0:5432", datname: "stock_analysis", state: "idle" }), values: constant(10, n) },
+      {
+        series: sel("pg_stat_activity_count", {
+          ...pgPod,
+          server: "postgresql-0:5432",
+          datname: "stock_analysis",
+          state: "active",
+        }),
+        values: constant(v - 10, n),
+      },
+      {
+        series: sel("pg_stat_activity_count", {
+          ...pgPod,
+          server: "postgresql-0:5432",
+          datname: "stock_analysis",
+          state: "idle",
+        }),
+        values: constant(10, n),
+      },
     ],
     labels: { namespace: NS, app: "postgresql", server: "postgresql-0:5432" },
     warmupMin: 0,
@@ -148,14 +346,33 @@ const FIXTURES: Record<string, Fixture> = {
   },
   CeleryQueueHigh: {
     series: (v, n) => [
-      { series: sel("celery_queue_length", { namespace: NS, app: "celery-exporter", pod: "celery-exporter-0", queue_name: "celery" }), values: constant(v, n) },
+      {
+        series: sel("celery_queue_length", {
+          namespace: NS,
+          app: "celery-exporter",
+          pod: "celery-exporter-0",
+          queue_name: "celery",
+        }),
+        values: constant(v, n),
+      },
     ],
-    labels: { namespace: NS, app: "celery-exporter", pod: "celery-exporter-0", queue_name: "celery" },
+    labels: {
+      namespace: NS,
+      app: "celery-exporter",
+      pod: "celery-exporter-0",
+      queue_name: "celery",
+    },
     warmupMin: 0,
   },
   "ServiceDown/backend": upFixture({ ...apiPod, pod: "api-1", instance: "10.1.0.3:8000" }),
   "ServiceDown/dba": upFixture(pgPod),
-  "ServiceDown/devops": upFixture({ namespace: NS, app: "node-exporter", pod: "node-exporter-x1", instance: "node-1", job: "node-exporter" }),
+  "ServiceDown/devops": upFixture({
+    namespace: NS,
+    app: "node-exporter",
+    pod: "node-exporter-x1",
+    instance: "node-1",
+    job: "node-exporter",
+  }),
   PostgreSQLDown: {
     series: (v, n) => [{ series: sel("pg_up", pgPod), values: constant(v, n) }],
     labels: pgPod,
@@ -170,8 +387,14 @@ const FIXTURES: Record<string, Fixture> = {
     // Two CPUs idle (100 - v)% of the time; non-idle modes must not count. Before the 5m window
     // is full rate() under-reads idle time, so the expression is already true from minute 1.
     series: (v, n) => [
-      ...["0", "1"].map((cpu) => ({ series: sel("node_cpu_seconds_total", { ...node, cpu, mode: "idle" }), values: counter(60 * (1 - v / 100), n) })),
-      { series: sel("node_cpu_seconds_total", { ...node, cpu: "0", mode: "user" }), values: counter(60 * (v / 100), n) },
+      ...["0", "1"].map((cpu) => ({
+        series: sel("node_cpu_seconds_total", { ...node, cpu, mode: "idle" }),
+        values: counter(60 * (1 - v / 100), n),
+      })),
+      {
+        series: sel("node_cpu_seconds_total", { ...node, cpu: "0", mode: "user" }),
+        values: counter(60 * (v / 100), n),
+      },
     ],
     labels: { instance: "node-1" },
     warmupMin: 1,
@@ -179,15 +402,32 @@ const FIXTURES: Record<string, Fixture> = {
   HighMemoryUsage: {
     series: (v, n) => [
       { series: sel("node_memory_MemTotal_bytes", node), values: constant(8e9, n) },
-      { series: sel("node_memory_MemAvailable_bytes", node), values: constant((1 - v / 100) * 8e9, n) },
+      {
+        series: sel("node_memory_MemAvailable_bytes", node),
+        values: constant((1 - v / 100) * 8e9, n),
+      },
     ],
     labels: node,
     warmupMin: 0,
   },
   PostgreSQLReplicationLag: {
     series: (v, n) => [
-      { series: sel("pg_stat_replication_pg_wal_lsn_diff", { ...pgPod, application_name: "postgresql-1", state: "streaming" }), values: constant(v, n) },
-      { series: sel("pg_stat_replication_pg_wal_lsn_diff", { ...pgPod, application_name: "postgresql-2", state: "streaming" }), values: constant(0, n) },
+      {
+        series: sel("pg_stat_replication_pg_wal_lsn_diff", {
+          ...pgPod,
+          application_name: "postgresql-1",
+          state: "streaming",
+        }),
+        values: constant(v, n),
+      },
+      {
+        series: sel("pg_stat_replication_pg_wal_lsn_diff", {
+          ...pgPod,
+          application_name: "postgresql-2",
+          state: "streaming",
+        }),
+        values: constant(0, n),
+      },
     ],
     labels: { namespace: NS, app: "postgresql", application_name: "postgresql-1" },
     warmupMin: 0,
@@ -196,10 +436,21 @@ const FIXTURES: Record<string, Fixture> = {
     // `v` replicas streaming, plus one still catching up that must not count.
     series: (v, n) => [
       ...Array.from({ length: v }, (_, i) => ({
-        series: sel("pg_stat_replication_pg_wal_lsn_diff", { ...pgPod, application_name: `postgresql-${i + 1}`, state: "streaming" }),
+        series: sel("pg_stat_replication_pg_wal_lsn_diff", {
+          ...pgPod,
+          application_name: `postgresql-${i + 1}`,
+          state: "streaming",
+        }),
         values: constant(0, n),
       })),
-      { series: sel("pg_stat_replication_pg_wal_lsn_diff", { ...pgPod, application_name: "postgresql-9", state: "catchup" }), values: constant(0, n) },
+      {
+        series: sel("pg_stat_replication_pg_wal_lsn_diff", {
+          ...pgPod,
+          application_name: "postgresql-9",
+          state: "catchup",
+        }),
+        values: constant(0, n),
+      },
     ],
     labels: { namespace: NS, app: "postgresql" },
     warmupMin: 0,
@@ -211,29 +462,77 @@ const FIXTURES: Record<string, Fixture> = {
   },
   PodCrashLooping: {
     series: (v, n) => [
-      { series: sel("kube_pod_container_status_waiting_reason", { namespace: NS, pod: "stock-analysis-api-7d9f-abcde", container: "stock-analysis-api", reason: "CrashLoopBackOff", job: "kube-state-metrics" }), values: constant(v, n) },
+      {
+        series: sel("kube_pod_container_status_waiting_reason", {
+          namespace: NS,
+          pod: "stock-analysis-api-7d9f-abcde",
+          container: "stock-analysis-api",
+          reason: "CrashLoopBackOff",
+          job: "kube-state-metrics",
+        }),
+        values: constant(v, n),
+      },
       // Same state in another namespace is not ours.
-      { series: sel("kube_pod_container_status_waiting_reason", { namespace: "kube-system", pod: "other", container: "other", reason: "CrashLoopBackOff", job: "kube-state-metrics" }), values: constant(1, n) },
+      {
+        series: sel("kube_pod_container_status_waiting_reason", {
+          namespace: "kube-system",
+          pod: "other",
+          container: "other",
+          reason: "CrashLoopBackOff",
+          job: "kube-state-metrics",
+        }),
+        values: constant(1, n),
+      },
     ],
-    labels: { namespace: NS, pod: "stock-analysis-api-7d9f-abcde", container: "stock-analysis-api", reason: "CrashLoopBackOff", job: "kube-state-metrics" },
+    labels: {
+      namespace: NS,
+      pod: "stock-analysis-api-7d9f-abcde",
+      container: "stock-analysis-api",
+      reason: "CrashLoopBackOff",
+      job: "kube-state-metrics",
+    },
     warmupMin: 0,
   },
   PVCFillingUp: {
     series: (v, n) => {
-      const pvc = { namespace: NS, persistentvolumeclaim: "data-postgresql-0", instance: "node-1", job: "kubelet" };
+      const pvc = {
+        namespace: NS,
+        persistentvolumeclaim: "data-postgresql-0",
+        instance: "node-1",
+        job: "kubelet",
+      };
       return [
         { series: sel("kubelet_volume_stats_available_bytes", pvc), values: constant(v * 1e11, n) },
         { series: sel("kubelet_volume_stats_capacity_bytes", pvc), values: constant(1e11, n) },
       ];
     },
-    labels: { namespace: NS, persistentvolumeclaim: "data-postgresql-0", instance: "node-1", job: "kubelet" },
+    labels: {
+      namespace: NS,
+      persistentvolumeclaim: "data-postgresql-0",
+      instance: "node-1",
+      job: "kubelet",
+    },
     warmupMin: 0,
   },
   BackupJobFailed: {
     series: (v, n) => [
-      { series: sel("kube_job_status_failed", { namespace: NS, job_name: "postgresql-backup-29000000", job: "kube-state-metrics" }), values: constant(v, n) },
+      {
+        series: sel("kube_job_status_failed", {
+          namespace: NS,
+          job_name: "postgresql-backup-29000000",
+          job: "kube-state-metrics",
+        }),
+        values: constant(v, n),
+      },
       // A failed non-backup job is someone else's alert.
-      { series: sel("kube_job_status_failed", { namespace: NS, job_name: "db-migrate-1", job: "kube-state-metrics" }), values: constant(1, n) },
+      {
+        series: sel("kube_job_status_failed", {
+          namespace: NS,
+          job_name: "db-migrate-1",
+          job: "kube-state-metrics",
+        }),
+        values: constant(1, n),
+      },
     ],
     labels: { namespace: NS, job_name: "postgresql-backup-29000000" },
     warmupMin: 0,
@@ -241,16 +540,36 @@ const FIXTURES: Record<string, Fixture> = {
   BackupTooOld: {
     // last_successful_time = now - v at every sample, so the age is v throughout.
     series: (v, n) => [
-      { series: sel("kube_cronjob_status_last_successful_time", { namespace: NS, cronjob: "postgresql-backup", job: "kube-state-metrics" }), values: `${-v}+60x${n}` },
+      {
+        series: sel("kube_cronjob_status_last_successful_time", {
+          namespace: NS,
+          cronjob: "postgresql-backup",
+          job: "kube-state-metrics",
+        }),
+        values: `${-v}+60x${n}`,
+      },
     ],
     labels: { namespace: NS, cronjob: "postgresql-backup" },
     warmupMin: 0,
   },
   TLSCertificateExpiring: {
     series: (v, n) => [
-      { series: sel("nginx_ingress_controller_ssl_expire_time_seconds", { namespace: NS, host: "stock.example.com", secret_name: "stock-analysis-tls", job: "ingress-nginx" }), values: `${v * 86400}+60x${n}` },
+      {
+        series: sel("nginx_ingress_controller_ssl_expire_time_seconds", {
+          namespace: NS,
+          host: "stock.example.com",
+          secret_name: "stock-analysis-tls",
+          job: "ingress-nginx",
+        }),
+        values: `${v * 86400}+60x${n}`,
+      },
     ],
-    labels: { namespace: NS, host: "stock.example.com", secret_name: "stock-analysis-tls", job: "ingress-nginx" },
+    labels: {
+      namespace: NS,
+      host: "stock.example.com",
+      secret_name: "stock-analysis-tls",
+      job: "ingress-nginx",
+    },
     warmupMin: 0,
   },
 };
@@ -395,12 +714,24 @@ describe("alert rules (promtool)", () => {
 
   test("every rule has severity, team, summary, description and a runbook_url into RUNBOOK.md", () => {
     const doc = parse(readFileSync(writeRules(dir), "utf8")) as {
-      groups: { rules: { alert: string; labels: Record<string, string>; annotations: Record<string, string> }[] }[];
+      groups: {
+        rules: {
+          alert: string;
+          labels: Record<string, string>;
+          annotations: Record<string, string>;
+        }[];
+      }[];
     };
     const runbook = readFileSync(join(__dirname, "../../docs/RUNBOOK.md"), "utf8");
+    // GitHub heading anchors, ignoring `#` comment lines inside fenced code blocks.
+    const prose = runbook.replace(/^```[\s\S]*?^```/gm, "");
     const anchors = new Set(
-      [...runbook.matchAll(/^#{1,6}\s+(.+)$/gm)].map((m) =>
-        m[1].trim().toLowerCase().replace(/[^\w\- ]/g, "").replace(/ /g, "-"),
+      [...prose.matchAll(/^#{1,6}\s+(.+)$/gm)].map((m) =>
+        m[1]
+          .trim()
+          .toLowerCase()
+          .replace(/[^\w\- ]/g, "")
+          .replace(/ /g, "-"),
       ),
     );
     for (const r of doc.groups.flatMap((g) => g.rules)) {
@@ -417,12 +748,15 @@ describe("alert rules (promtool)", () => {
   test("rules read only metrics that an exporter of ours produces", () => {
     const known = knownMetricNames();
     for (const r of alertGroups(RULE_OPTIONS).flatMap((g) => g.rules)) {
-      for (const m of metricNames(r.expr)) assert.ok(known.has(m), `${r.alert} reads unknown metric ${m}`);
+      for (const m of metricNames(r.expr))
+        assert.ok(known.has(m), `${r.alert} reads unknown metric ${m}`);
     }
   });
 
   test("without configured replicas there is no replica-missing alert", () => {
-    const names = alertGroups({ ...RULE_OPTIONS, postgresReplicas: 0 }).flatMap((g) => g.rules.map((r) => r.alert));
+    const names = alertGroups({ ...RULE_OPTIONS, postgresReplicas: 0 }).flatMap((g) =>
+      g.rules.map((r) => r.alert),
+    );
     assert.ok(!names.includes("PostgreSQLReplicaMissing"));
     assert.ok(names.includes("PostgreSQLReplicationLag"));
   });
@@ -435,11 +769,32 @@ describe("alert rules (promtool)", () => {
   });
 
   // Each mutation of the shipped rules must be caught by the cases of every rule.
-  const mutations: { name: string; kind: CaseFile["kind"]; skip?: (c: Contract) => boolean; mutate: (r: Record<string, unknown>) => void }[] = [
-    { name: "stricter threshold", kind: "fires", mutate: (r) => (r.expr = nudge(String(r.expr), stricter)) },
-    { name: "looser threshold", kind: "quiet", mutate: (r) => (r.expr = nudge(String(r.expr), looser)) },
-    { name: "longer for", kind: "fires", mutate: (r) => (r.for = `${parseDurationMin(String(r.for)) + 1}m`) },
-    { name: "shorter for", kind: "fires", mutate: (r) => (r.for = `${parseDurationMin(String(r.for)) - 1}m`) },
+  const mutations: {
+    name: string;
+    kind: CaseFile["kind"];
+    skip?: (c: Contract) => boolean;
+    mutate: (r: Record<string, unknown>) => void;
+  }[] = [
+    {
+      name: "stricter threshold",
+      kind: "fires",
+      mutate: (r) => (r.expr = nudge(String(r.expr), stricter)),
+    },
+    {
+      name: "looser threshold",
+      kind: "quiet",
+      mutate: (r) => (r.expr = nudge(String(r.expr), looser)),
+    },
+    {
+      name: "longer for",
+      kind: "fires",
+      mutate: (r) => (r.for = `${parseDurationMin(String(r.for)) + 1}m`),
+    },
+    {
+      name: "shorter for",
+      kind: "fires",
+      mutate: (r) => (r.for = `${parseDurationMin(String(r.for)) - 1}m`),
+    },
     {
       name: "other severity",
       kind: "fires",
@@ -464,7 +819,9 @@ describe("alert rules (promtool)", () => {
         writeFileSync(join(mutatedDir, "rules.yml"), behaviourRules(m.mutate));
         const mutatedCases = writeCases(mutatedDir, "rules.yml");
         const r = runCases(mutatedDir, mutatedCases);
-        const uncaught = mutatedCases.filter((c) => c.kind === m.kind && !r.failed.has(c.name)).map((c) => c.name);
+        const uncaught = mutatedCases
+          .filter((c) => c.kind === m.kind && !r.failed.has(c.name))
+          .map((c) => c.name);
         assert.deepEqual(uncaught, [], `not caught:\n${r.output.slice(0, 3000)}`);
       } finally {
         rmSync(mutatedDir, { recursive: true, force: true });
