@@ -17,20 +17,21 @@ export interface TeamReceiverSettings {
   readonly email: string;
   /** Slack channel, e.g. `#backend-alerts`. */
   readonly slackChannel: string;
-  /** Optional extra webhook for the team's critical alerts (chat-ops bot, ticketing). */
-  readonly webhookUrl?: string;
 }
 
 /**
- * Every endpoint and credential Alertmanager notifies through. All of it comes from secret stack
- * config and the rendered file is stored in a Kubernetes Secret, never a ConfigMap.
+ * Every endpoint and credential Alertmanager notifies through. URLs and passwords come from
+ * secret stack config and the rendered file is stored in a Kubernetes Secret, never a ConfigMap.
+ * An endpoint left unset drops that channel (the receiver stays, so routing is unchanged).
  */
 export interface AlertReceiverSettings {
   readonly smtp: SmtpSettings;
   /** Slack incoming-webhook URL (it embeds the token). */
-  readonly slackApiUrl: string;
+  readonly slackApiUrl?: string;
   /** Paging service webhook (PagerDuty/Opsgenie events endpoint or an on-call bridge). */
-  readonly pagerWebhookUrl: string;
+  readonly pagerWebhookUrl?: string;
+  /** Extra webhook receiving every team's critical alerts (chat-ops bot, ticketing). */
+  readonly webhookUrl?: string;
   /** Catch-all mailbox for alerts without a known team. */
   readonly defaultEmail: string;
   readonly teams: Readonly<Record<Team, TeamReceiverSettings>>;
@@ -66,24 +67,22 @@ const slackConfig = (channel: string) => ({
 
 /** alertmanager.yml: route tree by severity and team, receivers, inhibition. */
 export function renderAlertmanagerConfig(settings: AlertReceiverSettings): string {
+  const slack = (channel: string) =>
+    settings.slackApiUrl ? { slack_configs: [slackConfig(channel)] } : {};
+  const webhook = (url: string | undefined, extra: object = {}) =>
+    url ? { webhook_configs: [{ url, send_resolved: true, ...extra }] } : {};
   const receivers: object[] = [
     { name: DEFAULT_RECEIVER, email_configs: [{ to: settings.defaultEmail, send_resolved: true }] },
-    {
-      name: PAGER_RECEIVER,
-      webhook_configs: [{ url: settings.pagerWebhookUrl, send_resolved: true, max_alerts: 20 }],
-    },
+    { name: PAGER_RECEIVER, ...webhook(settings.pagerWebhookUrl, { max_alerts: 20 }) },
   ];
   for (const team of TEAMS) {
     const t = settings.teams[team];
-    receivers.push({
-      name: teamReceiver(team, "warning"),
-      slack_configs: [slackConfig(t.slackChannel)],
-    });
+    receivers.push({ name: teamReceiver(team, "warning"), ...slack(t.slackChannel) });
     receivers.push({
       name: teamReceiver(team, "critical"),
-      slack_configs: [slackConfig(t.slackChannel)],
+      ...slack(t.slackChannel),
       email_configs: [{ to: t.email, send_resolved: true }],
-      ...(t.webhookUrl ? { webhook_configs: [{ url: t.webhookUrl, send_resolved: true }] } : {}),
+      ...webhook(settings.webhookUrl),
     });
   }
 
@@ -95,7 +94,7 @@ export function renderAlertmanagerConfig(settings: AlertReceiverSettings): strin
       ...(settings.smtp.authUsername ? { smtp_auth_username: settings.smtp.authUsername } : {}),
       ...(settings.smtp.authPassword ? { smtp_auth_password: settings.smtp.authPassword } : {}),
       smtp_require_tls: settings.smtp.requireTls ?? true,
-      slack_api_url: settings.slackApiUrl,
+      ...(settings.slackApiUrl ? { slack_api_url: settings.slackApiUrl } : {}),
     },
     route: {
       receiver: DEFAULT_RECEIVER,

@@ -27,10 +27,11 @@ export function loopbackReceivers(port = 9): AlertReceiverSettings {
     smtp: { smarthost: `127.0.0.1:${port}`, from: "alertmanager@example.com", requireTls: false },
     slackApiUrl: `${base}/slack`,
     pagerWebhookUrl: `${base}/pager`,
+    webhookUrl: `${base}/webhook`,
     defaultEmail: "ops@example.com",
     teams: {
       backend: { email: "dev@example.com", slackChannel: "#backend-alerts" },
-      dba: { email: "dba@example.com", slackChannel: "#dba-alerts", webhookUrl: `${base}/dba` },
+      dba: { email: "dba@example.com", slackChannel: "#dba-alerts" },
       devops: { email: "admin@example.com", slackChannel: "#devops-alerts" },
     },
   };

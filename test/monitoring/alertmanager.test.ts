@@ -68,14 +68,39 @@ describe("alertmanager config (amtool)", () => {
     assert.notEqual(r.status, 0, r.output);
   });
 
-  test("receiver endpoints and credentials appear only in the rendered config (it must be a Secret)", () => {
+  test("without secret endpoints (dev) the config is still valid and routes the same", () => {
+    const minimal = loopbackReceivers();
+    const file = join(dir, "minimal.yml");
+    writeFileSync(
+      file,
+      renderAlertmanagerConfig({
+        smtp: minimal.smtp,
+        defaultEmail: minimal.defaultEmail,
+        teams: minimal.teams,
+      }),
+    );
+    assert.equal(run("amtool", ["check-config", file]).status, 0);
+    const r = run("amtool", [
+      "config",
+      "routes",
+      "test",
+      `--config.file=${file}`,
+      "--verify.receivers=pager,dba-critical",
+      "severity=critical",
+      "team=dba",
+    ]);
+    assert.equal(r.status, 0, r.output);
+  });
+
+  test("the rendered config embeds credentials and endpoints (so it is stored in a Secret)", () => {
     const settings = loopbackReceivers();
     const yaml = renderAlertmanagerConfig({
       ...settings,
       smtp: { ...settings.smtp, authUsername: "am", authPassword: "s3cr3t-pw" },
     });
     assert.ok(yaml.includes("s3cr3t-pw"));
-    assert.ok(yaml.includes(settings.slackApiUrl));
+    assert.ok(yaml.includes(settings.slackApiUrl!));
+    assert.ok(yaml.includes(settings.pagerWebhookUrl!));
   });
 });
 
