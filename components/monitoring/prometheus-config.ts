@@ -43,6 +43,20 @@ function podTargetLabels(): object[] {
   ];
 }
 
+/**
+ * Scrape `<pod IP>:<port>` whether or not the container declares the port (sidecar exporters
+ * often do not). Pod discovery yields one target per declared port; they collapse into one
+ * because identical targets are deduplicated.
+ */
+function podAddress(port: number): object {
+  return {
+    source_labels: ["__meta_kubernetes_pod_ip"],
+    regex: "(.+)",
+    replacement: `$1:${port}`,
+    target_label: "__address__",
+  };
+}
+
 function podSd(namespace: string): object[] {
   return [{ role: "pod", namespaces: { names: [namespace] } }];
 }
@@ -56,12 +70,7 @@ function explicitJob(namespace: string, t: ScrapeTarget): object {
     relabel_configs: [
       { source_labels: ["__meta_kubernetes_pod_label_app"], regex: t.app, action: "keep" },
       { source_labels: ["__meta_kubernetes_pod_phase"], regex: "Running", action: "keep" },
-      // One target per pod: the declared container port we want.
-      {
-        source_labels: ["__meta_kubernetes_pod_container_port_number"],
-        regex: String(t.port),
-        action: "keep",
-      },
+      podAddress(t.port),
       ...(t.describesOthers ? [] : podTargetLabels()),
       ...(t.instanceFromNode
         ? [{ source_labels: ["__meta_kubernetes_pod_node_name"], target_label: "instance" }]
@@ -165,11 +174,7 @@ export function renderPrometheusConfig(opts: PrometheusConfigOptions): string {
                   regex: "ingress-nginx",
                   action: "keep",
                 },
-                {
-                  source_labels: ["__meta_kubernetes_pod_container_port_number"],
-                  regex: String(opts.ingressNginx.port),
-                  action: "keep",
-                },
+                podAddress(opts.ingressNginx.port),
                 // The controller's metrics carry the Ingress' own `namespace`; keep ours apart.
                 {
                   source_labels: ["__meta_kubernetes_namespace"],

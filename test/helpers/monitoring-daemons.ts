@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import assert from "node:assert/strict";
+import { parse, stringify } from "yaml";
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): Promise<number> {
@@ -240,4 +242,43 @@ export async function scrapeMetricNames(url: string): Promise<Set<string>> {
       .filter((l) => l && !l.startsWith("#"))
       .map((l) => l.split(/[{ ]/)[0]),
   );
+}
+
+/**
+ * Debian builds Prometheus/promtool without the Kubernetes service-discovery plugin, so
+ * `kubernetes_sd_configs` is an unknown field to it. The SD blocks are checked here against the
+ * upstream schema instead and swapped for a static target; promtool then checks everything else
+ * (globals, relabel regexes and actions, alerting, rule files).
+ */
+const SD_KEYS = new Set([
+  "role",
+  "namespaces",
+  "selectors",
+  "api_server",
+  "kubeconfig_file",
+  "attach_metadata",
+]);
+const SD_ROLES = new Set(["pod", "node", "service", "endpoints", "endpointslice", "ingress"]);
+export function checkedForDebianPromtool(yaml: string): string {
+  const cfg = parse(yaml) as {
+    alerting: { alertmanagers: Record<string, unknown>[] };
+    scrape_configs: Record<string, unknown>[];
+  };
+  for (const j of [...cfg.alerting.alertmanagers, ...cfg.scrape_configs]) {
+    const sd = j.kubernetes_sd_configs as Record<string, unknown>[] | undefined;
+    if (!sd) continue;
+    for (const c of sd) {
+      for (const k of Object.keys(c))
+        assert.ok(SD_KEYS.has(k), `unknown kubernetes_sd_configs key ${k}`);
+      assert.ok(SD_ROLES.has(String(c.role)), `bad role ${String(c.role)}`);
+      if (c.namespaces) {
+        const ns = c.namespaces as Record<string, unknown>;
+        assert.deepEqual(Object.keys(ns), ["names"]);
+        assert.ok((ns.names as string[]).every((n) => /^[a-z0-9-]+$/.test(n)));
+      }
+    }
+    delete j.kubernetes_sd_configs;
+    j.static_configs = [{ targets: ["sd-placeholder:80"] }];
+  }
+  return stringify(cfg);
 }

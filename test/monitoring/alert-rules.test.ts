@@ -742,6 +742,13 @@ describe("alert rules (promtool)", () => {
       const [base, anchor] = r.annotations.runbook_url.split("#");
       assert.equal(base, RULE_OPTIONS.runbookUrl);
       assert.ok(anchors.has(anchor), `${r.alert}: RUNBOOK.md has no heading for #${anchor}`);
+      // The section says what to do: it has at least one command block.
+      const section = runbookSection(runbook, anchor);
+      assert.match(
+        section,
+        /```bash\n[^`]*kubectl|```bash\n[^`]*amtool/,
+        `#${anchor} has no commands`,
+      );
     }
   });
 
@@ -829,6 +836,26 @@ describe("alert rules (promtool)", () => {
     });
   }
 });
+
+/** Text of the runbook section whose heading slugs to `anchor`, up to the next heading of any level. */
+function runbookSection(runbook: string, anchor: string): string {
+  const lines = runbook.split("\n");
+  let inFence = false;
+  let start = -1;
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i].startsWith("```")) inFence = !inFence;
+    const m = !inFence && /^#{1,6}\s+(.+)$/.exec(lines[i]);
+    if (!m) continue;
+    const slug = m[1]
+      .trim()
+      .toLowerCase()
+      .replace(/[^\w\- ]/g, "")
+      .replace(/ /g, "-");
+    if (start >= 0) return lines.slice(start, i).join("\n");
+    if (slug === anchor) start = i;
+  }
+  return start >= 0 ? lines.slice(start).join("\n") : "";
+}
 
 function parseDurationMin(d: string): number {
   const m = /^(\d+)([mh])$/.exec(d);

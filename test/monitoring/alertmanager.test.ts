@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { parse, stringify } from "yaml";
 import { renderAlertmanagerConfig } from "../../components/monitoring/alertmanager-config";
 import { run, startAlertmanager, tempDir } from "../helpers/monitoring-daemons";
 import { loopbackReceivers } from "../helpers/monitoring-fixtures";
@@ -16,6 +17,31 @@ const TEAMS = ["backend", "dba", "devops"];
 function expectedReceivers(severity: string, team: string | undefined): string[] {
   const owner = team && TEAMS.includes(team) ? `${team}-${severity}` : "default";
   return severity === "critical" ? ["pager", owner] : [owner];
+}
+
+const COMBINATIONS = ["critical", "warning"].flatMap((severity) =>
+  [...TEAMS, "unknown", undefined].map((team) => ({
+    severity,
+    team,
+    labels: ["alertname=Probe", `severity=${severity}`, ...(team ? [`team=${team}`] : [])],
+    want: expectedReceivers(severity, team),
+  })),
+);
+
+function routeCheck(file: string, labels: string[], want: string[]) {
+  return run("amtool", [
+    "config",
+    "routes",
+    "test",
+    `--config.file=${file}`,
+    `--verify.receivers=${want.join(",")}`,
+    ...labels,
+  ]);
+}
+
+interface AmConfig {
+  route: { routes: { continue?: boolean; matchers?: string[]; routes?: unknown[] }[] };
+  inhibit_rules: { equal: string[] }[];
 }
 
 let dir = "";
@@ -37,22 +63,36 @@ describe("alertmanager config (amtool)", () => {
     assert.match(r.output, /- 2 inhibit rules/);
   });
 
-  for (const severity of ["critical", "warning"]) {
-    for (const team of [...TEAMS, "unknown", undefined]) {
-      const labels = [`alertname=Probe`, `severity=${severity}`, ...(team ? [`team=${team}`] : [])];
-      const want = expectedReceivers(severity, team);
-      test(`routes severity=${severity} team=${team ?? "(none)"} to ${want.join(", ")}`, () => {
-        const r = run("amtool", [
-          "config",
-          "routes",
-          "test",
-          `--config.file=${configFile}`,
-          `--verify.receivers=${want.join(",")}`,
-          ...labels,
-        ]);
-        assert.equal(r.status, 0, r.output);
-      });
-    }
+  for (const { severity, team, labels, want } of COMBINATIONS) {
+    test(`routes severity=${severity} team=${team ?? "(none)"} to ${want.join(", ")}`, () => {
+      const r = routeCheck(configFile, labels, want);
+      assert.equal(r.status, 0, r.output);
+    });
+  }
+
+  const routeMutations: { name: string; mutate: (c: AmConfig) => void }[] = [
+    {
+      name: "critical no longer continues past the pager",
+      mutate: (c) => delete c.route.routes[0].continue,
+    },
+    {
+      name: "a team route matches another team",
+      mutate: (c) => (c.route.routes[2].matchers = ['team="dbx"']),
+    },
+    {
+      name: "the critical sub-route of a team is gone",
+      mutate: (c) => delete c.route.routes[1].routes,
+    },
+  ];
+  for (const m of routeMutations) {
+    test(`route mutation is caught: ${m.name}`, () => {
+      const doc = parse(renderAlertmanagerConfig(loopbackReceivers())) as AmConfig;
+      m.mutate(doc);
+      const file = join(dir, "mutated.yml");
+      writeFileSync(file, stringify(doc));
+      const failing = COMBINATIONS.filter((c) => routeCheck(file, c.labels, c.want).status !== 0);
+      assert.ok(failing.length > 0, "every routing check still passes");
+    });
   }
 
   test("routes test fails for a wrong receiver (the check itself can fail)", () => {
@@ -105,12 +145,6 @@ describe("alertmanager config (amtool)", () => {
 });
 
 describe("inhibition on a real Alertmanager", () => {
-  let am: Awaited<ReturnType<typeof startAlertmanager>>;
-  before(async () => {
-    am = await startAlertmanager(renderAlertmanagerConfig(loopbackReceivers()));
-  });
-  after(async () => am?.stop());
-
   const base = { namespace: "stock-analysis" };
   const alerts: Record<string, Record<string, string>> = {
     apiDown: {
@@ -203,39 +237,63 @@ describe("inhibition on a real Alertmanager", () => {
     tlsWarning: "active", // no critical for it
   };
 
-  test("critical silences the matching warning; a down service silences its symptoms", async () => {
-    const startsAt = new Date().toISOString();
-    const endsAt = new Date(Date.now() + 3600_000).toISOString();
-    const post = await fetch(`${am.url}/api/v2/alerts`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(Object.values(alerts).map((labels) => ({ labels, startsAt, endsAt }))),
-    });
-    assert.equal(post.status, 200, await post.text());
-
-    const stateOf = async () => {
-      const res = await fetch(`${am.url}/api/v2/alerts`);
-      const body = (await res.json()) as {
-        labels: Record<string, string>;
-        status: { state: string };
-      }[];
-      const states: Record<string, string> = {};
-      for (const [k, labels] of Object.entries(alerts)) {
-        const a = body.find(
-          (x) => JSON.stringify(sorted(x.labels)) === JSON.stringify(sorted(labels)),
-        );
-        states[k] = a?.status.state ?? "missing";
+  /** Posts every alert to a fresh Alertmanager with `config` and reads back each one's state. */
+  async function observe(config: string): Promise<Record<string, string>> {
+    const am = await startAlertmanager(config);
+    try {
+      const startsAt = new Date().toISOString();
+      const endsAt = new Date(Date.now() + 3600_000).toISOString();
+      const post = await fetch(`${am.url}/api/v2/alerts`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(Object.values(alerts).map((labels) => ({ labels, startsAt, endsAt }))),
+      });
+      assert.equal(post.status, 200, await post.text());
+      const stateOf = async () => {
+        const res = await fetch(`${am.url}/api/v2/alerts`);
+        const body = (await res.json()) as {
+          labels: Record<string, string>;
+          status: { state: string };
+        }[];
+        const states: Record<string, string> = {};
+        for (const [k, labels] of Object.entries(alerts)) {
+          const a = body.find(
+            (x) => JSON.stringify(sorted(x.labels)) === JSON.stringify(sorted(labels)),
+          );
+          states[k] = a?.status.state ?? "missing";
+        }
+        return states;
+      };
+      // The inhibitor learns source alerts asynchronously: poll until two reads agree and
+      // every alert is present, then a little longer for late inhibitions.
+      let states = await stateOf();
+      for (let i = 0; i < 30; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const next = await stateOf();
+        const settled = JSON.stringify(next) === JSON.stringify(states);
+        states = next;
+        if (settled && !Object.values(states).includes("missing") && i >= 5) break;
       }
       return states;
-    };
-    // The inhibitor learns source alerts asynchronously: poll briefly for the steady state.
-    let states: Record<string, string> = {};
-    for (let i = 0; i < 50; i++) {
-      states = await stateOf();
-      if (JSON.stringify(states) === JSON.stringify(expected)) break;
-      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      await am.stop();
     }
-    assert.deepEqual(states, expected, am.daemon.output().slice(-2000));
+  }
+
+  test("critical silences the matching warning; a down service silences its symptoms", async () => {
+    assert.deepEqual(await observe(renderAlertmanagerConfig(loopbackReceivers())), expected);
+  });
+
+  test("inhibition mutations are caught (down rule dropped, severity rule too broad)", async () => {
+    const doc = parse(renderAlertmanagerConfig(loopbackReceivers())) as AmConfig;
+    doc.inhibit_rules = [{ ...doc.inhibit_rules[0], equal: ["alertname"] }];
+    const states = await observe(stringify(doc));
+    assert.deepEqual(
+      Object.keys(expected)
+        .filter((k) => states[k] !== expected[k])
+        .sort(),
+      ["apiErrors", "apiLatency", "otherPvcWarning", "pgReplicaMissing"],
+    );
   });
 });
 

@@ -3,13 +3,13 @@ import assert from "node:assert/strict";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { parse, stringify } from "yaml";
+import { parse } from "yaml";
 import {
   platformScrapeTargets,
   renderPrometheusConfig,
   type PrometheusConfigOptions,
 } from "../../components/monitoring/prometheus-config";
-import { run, tempDir } from "../helpers/monitoring-daemons";
+import { checkedForDebianPromtool, run, tempDir } from "../helpers/monitoring-daemons";
 import { writeRules } from "../helpers/monitoring-fixtures";
 
 interface Job {
@@ -23,45 +23,6 @@ interface Job {
     target_label?: string;
     replacement?: string;
   }[];
-}
-
-/**
- * Debian builds Prometheus/promtool without the Kubernetes service-discovery plugin, so
- * `kubernetes_sd_configs` is an unknown field to it. The SD blocks are checked here against the
- * upstream schema instead and swapped for a static target; promtool then checks everything else
- * (globals, relabel regexes and actions, alerting, rule files).
- */
-const SD_KEYS = new Set([
-  "role",
-  "namespaces",
-  "selectors",
-  "api_server",
-  "kubeconfig_file",
-  "attach_metadata",
-]);
-const SD_ROLES = new Set(["pod", "node", "service", "endpoints", "endpointslice", "ingress"]);
-function checkedForDebianPromtool(yaml: string): string {
-  const cfg = parse(yaml) as {
-    alerting: { alertmanagers: Record<string, unknown>[] };
-    scrape_configs: Record<string, unknown>[];
-  };
-  for (const j of [...cfg.alerting.alertmanagers, ...cfg.scrape_configs]) {
-    const sd = j.kubernetes_sd_configs as Record<string, unknown>[] | undefined;
-    if (!sd) continue;
-    for (const c of sd) {
-      for (const k of Object.keys(c))
-        assert.ok(SD_KEYS.has(k), `unknown kubernetes_sd_configs key ${k}`);
-      assert.ok(SD_ROLES.has(String(c.role)), `bad role ${String(c.role)}`);
-      if (c.namespaces) {
-        const ns = c.namespaces as Record<string, unknown>;
-        assert.deepEqual(Object.keys(ns), ["names"]);
-        assert.ok((ns.names as string[]).every((n) => /^[a-z0-9-]+$/.test(n)));
-      }
-    }
-    delete j.kubernetes_sd_configs;
-    j.static_configs = [{ targets: ["sd-placeholder:80"] }];
-  }
-  return stringify(cfg);
 }
 
 let dir = "";

@@ -10,7 +10,7 @@ import { parse } from "yaml";
 import { cpuToMillicores, memoryToBytes } from "../../components/config/validators";
 import type { K8sObject } from "../../scripts/lib/render-stack";
 import { podSpecOf } from "../../scripts/lib/summary";
-import { run, tempDir } from "../helpers/monitoring-daemons";
+import { checkedForDebianPromtool, run, tempDir } from "../helpers/monitoring-daemons";
 import { RenderResult, find, render } from "../helpers/render";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -170,7 +170,7 @@ describe("monitoring in prod", () => {
     }
   });
 
-  it("the shipped rule file passes promtool; the shipped Alertmanager config passes amtool", () => {
+  it("the shipped rules and prometheus.yml pass promtool; the Alertmanager config passes amtool", () => {
     const dir = tempDir("mon-unit-");
     try {
       writeFileSync(
@@ -179,6 +179,16 @@ describe("monitoring in prod", () => {
       );
       const r = run("promtool", ["check", "rules", join(dir, "rules.yml")]);
       assert.equal(r.status, 0, r.output);
+      // prometheus.yml loads the rules from its in-pod path and reads the service-account files.
+      const shipped = configMapData("prod", "prometheus-config")
+        ["prometheus.yml"].replace("/etc/prometheus/rules/*.yml", join(dir, "*.yml"))
+        .replaceAll("/var/run/secrets/kubernetes.io/serviceaccount", dir);
+      writeFileSync(join(dir, "token"), "t");
+      writeFileSync(join(dir, "ca.crt"), "");
+      writeFileSync(join(dir, "prometheus.cfg"), checkedForDebianPromtool(shipped));
+      const p = run("promtool", ["check", "config", join(dir, "prometheus.cfg")]);
+      assert.equal(p.status, 0, p.output);
+      assert.match(p.output, /SUCCESS: 1 rule files found/);
       writeFileSync(
         join(dir, "am.yml"),
         secretData("prod", "alertmanager-config")["alertmanager.yml"],
