@@ -180,8 +180,9 @@ describe("monitoring in prod", () => {
       const r = run("promtool", ["check", "rules", join(dir, "rules.yml")]);
       assert.equal(r.status, 0, r.output);
       // prometheus.yml loads the rules from its in-pod path and reads the service-account files.
-      const shipped = configMapData("prod", "prometheus-config")
-        ["prometheus.yml"].replace("/etc/prometheus/rules/*.yml", join(dir, "*.yml"))
+      const promYaml = configMapData("prod", "prometheus-config")["prometheus.yml"];
+      const shipped = promYaml
+        .replace("/etc/prometheus/rules/*.yml", join(dir, "*.yml"))
         .replaceAll("/var/run/secrets/kubernetes.io/serviceaccount", dir);
       writeFileSync(join(dir, "token"), "t");
       writeFileSync(join(dir, "ca.crt"), "");
