@@ -189,6 +189,16 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
           smtpPassword: secretOrUnset(cfg.alertSmtpPassword),
         },
         apiPort: cfg.api.port,
+        celery: cfg.monitoring.celeryExporter.brokerUrlSecret
+          ? {
+              brokerUrl: {
+                secretName: cfg.monitoring.celeryExporter.brokerUrlSecret.name,
+                key: cfg.monitoring.celeryExporter.brokerUrlSecret.key,
+              },
+              queues: cfg.celery.queues,
+              broker: dataStores.find((p) => p.podLabels?.app === "redis-broker")!,
+            }
+          : undefined,
         // The PostgreSQL component (separate issue) supplies its replica count when it lands.
         postgresReplicas: 0,
         ingress: cfg.ingress.enabled

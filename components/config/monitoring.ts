@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { resourcesSchema } from "./app";
-import { hostname, memoryQuantity, pinnedImage, secretOf } from "./validators";
+import { dnsLabel, hostname, memoryQuantity, pinnedImage, secretOf } from "./validators";
 
 const resources = (cpu: string, memory: string, limit: string) =>
   resourcesSchema.default({ requests: { cpu, memory }, limits: { memory: limit } });
@@ -83,6 +83,11 @@ export const monitoringSchema = z.strictObject({
   celeryExporter: z
     .strictObject({
       image: pinnedImage.default("docker.io/danihodovic/celery-exporter:0.10.8"),
+      /**
+       * Secret key holding Celery's broker URL (with its password). The exporter is deployed
+       * only when set; the Redis broker component provides this Secret.
+       */
+      brokerUrlSecret: z.strictObject({ name: dnsLabel, key: z.string().min(1) }).optional(),
       resources: resources("10m", "64Mi", "128Mi"),
     })
     .prefault({}),

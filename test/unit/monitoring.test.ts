@@ -28,12 +28,17 @@ const MONITORING = [
 const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet"]);
 
 before(async () => {
-  const [dev, prod, off] = await Promise.all([
+  const [dev, prod, off, celery] = await Promise.all([
     render("dev"),
     render("prod"),
     render("dev", { monitoring: { enabled: false } }),
+    render("dev", {
+      monitoring: {
+        celeryExporter: { brokerUrlSecret: { name: "stock-analysis-broker", key: "url" } },
+      },
+    }),
   ]);
-  Object.assign(stacks, { dev, prod, off });
+  Object.assign(stacks, { dev, prod, off, celery });
 });
 
 const workload = (stack: string, name: string) =>
@@ -229,8 +234,8 @@ describe("monitoring in dev", () => {
   });
 
   it("every monitoring container is hardened and sized", () => {
-    for (const name of MONITORING) {
-      for (const c of (podSpecOf(workload("dev", name)) as Any).containers) {
+    for (const name of [...MONITORING, "celery-exporter"]) {
+      for (const c of (podSpecOf(workload("celery", name)) as Any).containers) {
         const s = c.securityContext;
         assert.equal(s.allowPrivilegeEscalation, false, name);
         assert.deepEqual(s.capabilities.drop, ["ALL"], name);
@@ -240,6 +245,22 @@ describe("monitoring in dev", () => {
         assert.doesNotMatch(c.image, /:latest$|^[^:]+$/, name);
       }
     }
+  });
+
+  it("no Celery exporter without a broker Secret; with one it reads CE_BROKER_URL from it", () => {
+    assert.equal(workload("dev", "celery-exporter"), undefined);
+    const ce = workload("celery", "celery-exporter");
+    const c = containerOf(ce);
+    assert.deepEqual(c.env, [
+      {
+        name: "CE_BROKER_URL",
+        valueFrom: { secretKeyRef: { name: "stock-analysis-broker", key: "url" } },
+      },
+    ]);
+    assert.ok(c.args.includes("--port=9808") && c.args.includes("--queues=celery"));
+    const np = find(stacks.celery.objects, "NetworkPolicy", "celery-exporter-allow").spec as Any;
+    assert.deepEqual(np.egress[0].to[0].podSelector.matchLabels, { app: "redis-broker" });
+    assert.deepEqual(np.ingress[0].from[0].podSelector.matchLabels, { app: "prometheus" });
   });
 
   it("monitoring.enabled=false renders none of it", () => {
