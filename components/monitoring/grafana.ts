@@ -156,6 +156,8 @@ export class Grafana extends pulumi.ComponentResource {
                     ...plainEnv({
                       GF_PATHS_PROVISIONING: "/etc/grafana/provisioning",
                       GF_PATHS_DATA: "/var/lib/grafana",
+                      // The image also logs to /var/log/grafana, which the read-only root forbids.
+                      GF_LOG_MODE: "console",
                       GF_AUTH_ANONYMOUS_ENABLED: "false",
                       GF_USERS_ALLOW_SIGN_UP: "false",
                       GF_ANALYTICS_REPORTING_ENABLED: "false",
