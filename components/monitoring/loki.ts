@@ -18,6 +18,7 @@ export interface LokiArgs extends ClusterPlacement {
 }
 
 const NAME = "loki";
+export const LOG_RETENTION_ANNOTATION = "logs.stock-analysis.io/retention-days";
 export const LOKI_PORT = 3100;
 const DATA_DIR = "/var/loki";
 
@@ -58,7 +59,11 @@ export class Loki extends pulumi.ComponentResource {
     new k8s.apps.v1.StatefulSet(
       NAME,
       {
-        metadata: meta(NAME),
+        metadata: {
+          ...meta(NAME),
+          // Declares the retention for the policy pack's log-retention check (same setting).
+          annotations: { [LOG_RETENTION_ANNOTATION]: String(args.config.retentionDays) },
+        },
         spec: {
           serviceName: NAME,
           replicas: 1,

@@ -89,6 +89,10 @@ describe("monitoring in prod", () => {
     const alloy = configMapData("prod", "log-agent-config")["config.alloy"];
     assert.match(alloy, /url = "http:\/\/loki\.stock-analysis\.svc:3100\/loki\/api\/v1\/push"/);
     assert.equal(workload("prod", "loki").kind, "StatefulSet");
+    assert.equal(
+      workload("prod", "loki").metadata.annotations?.["logs.stock-analysis.io/retention-days"],
+      "7",
+    );
   });
 
   it("stable service names: prometheus, alertmanager, grafana, loki", () => {
