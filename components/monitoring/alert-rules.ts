@@ -61,6 +61,7 @@ export const BACKUP_MAX_AGE_SECONDS = 26 * 3600;
 export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
   const ns = opts.namespace;
   const backups = opts.backupCronJobPattern ?? ".*backup.*";
+  const cronjobs = `namespace="${ns}", cronjob=~"${backups}"`;
   const allOwned = Object.values(TEAM_APPS).join("|");
 
   const serviceDown = (team: Team, selector: string): AlertRule => ({
@@ -275,15 +276,16 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
         },
         {
           alert: "BackupTooOld",
+          // Age of the last success; a CronJob that never succeeded counts from its creation.
           expr:
-            `time() - max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{namespace="${ns}", ` +
-            `cronjob=~"${backups}"}) > ${BACKUP_MAX_AGE_SECONDS}`,
+            `time() - (max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{${cronjobs}}) ` +
+            `or max by (namespace, cronjob) (kube_cronjob_created{${cronjobs}})) > ${BACKUP_MAX_AGE_SECONDS}`,
           for: "10m",
           severity: "critical",
           team: "dba",
           summary: "No successful backup from {{ $labels.cronjob }} in 26 hours",
           description:
-            "CronJob {{ $labels.cronjob }} last succeeded {{ $value | humanizeDuration }} ago.",
+            "CronJob {{ $labels.cronjob }} has not succeeded for {{ $value | humanizeDuration }}.",
           runbookAnchor: "backuptooold",
         },
       ],

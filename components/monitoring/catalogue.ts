@@ -62,6 +62,7 @@ export const METRIC_SOURCES: readonly MetricSource[] = [
       "kube_statefulset_status_replicas_ready",
       "kube_job_status_failed",
       "kube_cronjob_status_last_successful_time",
+      "kube_cronjob_created",
       "kube_node_status_allocatable",
       "kube_node_status_condition",
     ],

@@ -538,17 +538,15 @@ const FIXTURES: Record<string, Fixture> = {
     warmupMin: 0,
   },
   BackupTooOld: {
-    // last_successful_time = now - v at every sample, so the age is v throughout.
-    series: (v, n) => [
-      {
-        series: sel("kube_cronjob_status_last_successful_time", {
-          namespace: NS,
-          cronjob: "postgresql-backup",
-          job: "kube-state-metrics",
-        }),
-        values: `${-v}+60x${n}`,
-      },
-    ],
+    // last_successful_time = now - v at every sample, so the age is v throughout. The CronJob was
+    // created 30 days ago: the rule must use the last success, not the creation, when both exist.
+    series: (v, n) => {
+      const cj = { namespace: NS, cronjob: "postgresql-backup", job: "kube-state-metrics" };
+      return [
+        { series: sel("kube_cronjob_status_last_successful_time", cj), values: `${-v}+60x${n}` },
+        { series: sel("kube_cronjob_created", cj), values: `${-30 * 86400}+0x${n}` },
+      ];
+    },
     labels: { namespace: NS, cronjob: "postgresql-backup" },
     warmupMin: 0,
   },
@@ -773,6 +771,46 @@ describe("alert rules (promtool)", () => {
     assert.equal(r.failed.size, 0, r.output);
     assert.equal(r.status, 0, r.output);
     assert.equal(cases.length, CONTRACT.length * 2);
+  });
+
+  test("a backup CronJob that never succeeded alerts 26 h after its creation", () => {
+    const c = CONTRACT.find((x) => x.alert === "BackupTooOld")!;
+    const { fire, quiet } = probeValues(c);
+    const cj = { namespace: NS, cronjob: "redis-backup", job: "kube-state-metrics" };
+    const cases = [
+      {
+        age: fire,
+        exp: [
+          {
+            exp_labels: {
+              namespace: NS,
+              cronjob: "redis-backup",
+              severity: c.severity,
+              team: c.team,
+            },
+          },
+        ],
+      },
+      { age: quiet, exp: [] },
+    ];
+    writeFileSync(
+      join(dir, "never.test.yml"),
+      stringify({
+        rule_files: ["rules.yml"],
+        evaluation_interval: "1m",
+        tests: cases.map((k, i) => ({
+          name: `never-succeeded-${i}`,
+          interval: "1m",
+          // Only the creation time exists: kube-state-metrics omits last_successful_time until a success.
+          input_series: [
+            { series: sel("kube_cronjob_created", cj), values: `${-k.age}+0x${c.forMin + 2}` },
+          ],
+          alert_rule_test: [{ eval_time: `${c.forMin}m`, alertname: c.alert, exp_alerts: k.exp }],
+        })),
+      }),
+    );
+    const r = run("promtool", ["test", "rules", "never.test.yml"], { cwd: dir });
+    assert.equal(r.status, 0, r.output);
   });
 
   // Each mutation of the shipped rules must be caught by the cases of every rule.
