@@ -347,7 +347,9 @@ export function dashboardSpecs(namespace: string): DashboardSpec[] {
           ],
         },
         {
-          title: "Cluster capacity: requested / allocatable",
+          title: "Platform requests / node allocatable",
+          description:
+            "kube-state-metrics watches this namespace only: the platform's share of the nodes.",
           kind: "timeseries",
           unit: "percentunit",
           targets: [
