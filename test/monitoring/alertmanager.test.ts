@@ -4,6 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
@@ -300,3 +302,71 @@ describe("inhibition on a real Alertmanager", () => {
 function sorted(o: Record<string, string>): [string, string][] {
   return Object.entries(o).sort(([a], [b]) => a.localeCompare(b));
 }
+
+describe("notification delivery from a real Alertmanager", () => {
+  const received: { path: string; body: string }[] = [];
+  let sink: Server;
+  let am: Awaited<ReturnType<typeof startAlertmanager>> | undefined;
+  before(async () => {
+    sink = createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        received.push({ path: req.url ?? "", body });
+        res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      });
+    });
+    await new Promise<void>((r) => sink.listen(0, "127.0.0.1", () => r()));
+    const port = (sink.address() as AddressInfo).port;
+    am = await startAlertmanager(renderAlertmanagerConfig(loopbackReceivers(port)));
+  });
+  after(async () => {
+    await am?.stop();
+    await new Promise((r) => sink.close(r));
+  });
+
+  test("a critical dba alert pages, reaches the team's Slack channel and the webhook", async () => {
+    const labels = {
+      alertname: "PostgreSQLDown",
+      severity: "critical",
+      team: "dba",
+      namespace: "stock-analysis",
+      app: "postgresql",
+    };
+    const post = await fetch(`${am!.url}/api/v2/alerts`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify([
+        { labels, annotations: { summary: "PostgreSQL postgresql-0 is down" } },
+      ]),
+    });
+    assert.equal(post.status, 200);
+    // Critical groups wait 10 s before the first notification.
+    const deadline = Date.now() + 25_000;
+    const paths = () => new Set(received.map((r) => r.path));
+    while (Date.now() < deadline && !["/pager", "/slack", "/webhook"].every((p) => paths().has(p)))
+      await new Promise((r) => setTimeout(r, 250));
+    assert.deepEqual(
+      [...paths()].sort(),
+      ["/pager", "/slack", "/webhook"],
+      am!.daemon.output().slice(-1500),
+    );
+    const pager = JSON.parse(received.find((r) => r.path === "/pager")!.body) as {
+      receiver: string;
+      alerts: { labels: Record<string, string> }[];
+    };
+    assert.equal(pager.receiver, "pager");
+    assert.equal(pager.alerts[0].labels.alertname, "PostgreSQLDown");
+    const webhook = JSON.parse(received.find((r) => r.path === "/webhook")!.body) as {
+      receiver: string;
+    };
+    assert.equal(webhook.receiver, "dba-critical");
+    const slack = JSON.parse(received.find((r) => r.path === "/slack")!.body) as {
+      channel: string;
+      attachments: { title: string; text: string }[];
+    };
+    assert.equal(slack.channel, "#dba-alerts");
+    assert.match(slack.attachments[0].title, /\[FIRING:1\] PostgreSQLDown \(critical\)/);
+    assert.match(slack.attachments[0].text, /PostgreSQL postgresql-0 is down/);
+  });
+});
