@@ -9,6 +9,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
+import { monitoringNetworkPolicy } from "./k8s";
 
 export interface NodeExporterArgs extends ClusterPlacement {
   instance: string;
@@ -88,6 +89,15 @@ export class NodeExporter extends pulumi.ComponentResource {
       },
       child,
     );
+    // No effect on host-network pods, but states the intended peers (and applies if hostNetwork
+    // is ever dropped): only Prometheus scrapes, nothing is reached.
+    monitoringNetworkPolicy(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: { ingressFrom: [{ podLabels: { app: "prometheus" }, ports: [args.port] }] },
+    });
     this.registerOutputs({});
   }
 }
