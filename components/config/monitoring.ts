@@ -82,7 +82,7 @@ export const monitoringSchema = z.strictObject({
     .prefault({}),
   celeryExporter: z
     .strictObject({
-      image: pinnedImage.default("docker.io/danihodovic/celery-exporter:0.10.8"),
+      image: pinnedImage.default("ghcr.io/danihodovic/celery-exporter:0.12.2"),
       /**
        * Secret key holding Celery's broker URL (with its password). The exporter is deployed
        * only when set; the Redis broker component provides this Secret.
