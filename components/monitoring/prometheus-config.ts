@@ -223,8 +223,9 @@ export function platformScrapeTargets(apiPort: number = METRICS_PORTS.api): Scra
       port: METRICS_PORTS.nodeExporter,
       instanceFromNode: true,
     },
-    { job: "postgres-exporter", app: "postgresql.*", port: METRICS_PORTS.postgresExporter },
-    { job: "redis-exporter", app: "redis.*", port: METRICS_PORTS.redisExporter },
+    // Exact names: backup/maintenance Job pods (e.g. app=postgresql-backup) run no exporter.
+    { job: "postgres-exporter", app: "postgresql", port: METRICS_PORTS.postgresExporter },
+    { job: "redis-exporter", app: "redis|redis-broker", port: METRICS_PORTS.redisExporter },
     { job: "celery-exporter", app: "celery-exporter", port: METRICS_PORTS.celeryExporter },
     { job: "alertmanager", app: "alertmanager", port: METRICS_PORTS.alertmanager },
     { job: "grafana", app: "grafana", port: METRICS_PORTS.grafana },

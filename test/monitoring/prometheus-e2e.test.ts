@@ -10,7 +10,10 @@ import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
-import { renderPrometheusConfig } from "../../components/monitoring/prometheus-config";
+import {
+  platformScrapeTargets,
+  renderPrometheusConfig,
+} from "../../components/monitoring/prometheus-config";
 import {
   Daemon,
   freePort,
@@ -93,6 +96,10 @@ describe("generated scrape config in a real Prometheus", () => {
         __meta_kubernetes_pod_annotation_prometheus_io_path: "/metrics",
       }),
       pod("quiet-app-1", "quiet-app"),
+      // Sidecar exporters' pods match exactly; a backup Job's pod (no exporter) must not be scraped.
+      pod("postgresql-0", "postgresql"),
+      pod("postgresql-backup-29000000-x", "postgresql-backup"),
+      pod("redis-broker-0", "redis-broker"),
     ];
     writeFileSync(join(dir, "pods.json"), JSON.stringify(pods));
     writeFileSync(join(dir, "empty.json"), "[]");
@@ -101,11 +108,16 @@ describe("generated scrape config in a real Prometheus", () => {
       namespace: NS,
       rulesDir: dir,
       alertmanagerPort: ports.am,
-      targets: [
-        { job: "stock-analysis-api", app: "stock-analysis-api", port: ports.dead },
-        { job: "node-exporter", app: "node-exporter", port: ports.node, instanceFromNode: true },
-        { job: "alertmanager", app: "alertmanager", port: ports.am },
-      ],
+      // The platform's jobs; their ports point at live endpoints here (the API's at nothing).
+      targets: platformScrapeTargets().map((t) => ({
+        ...t,
+        port:
+          t.job === "stock-analysis-api"
+            ? ports.dead
+            : t.job === "alertmanager"
+              ? ports.am
+              : ports.node,
+      })),
       serviceAccountDir: dir,
     });
     const cfg = parse(yaml) as {
@@ -163,7 +175,7 @@ describe("generated scrape config in a real Prometheus", () => {
   test("relabelling keeps the right pods, rewrites addresses and sets namespace/pod/app labels", async () => {
     const targets = await until("every target scraped once", async () => {
       const t = await activeTargets();
-      return t.length >= 4 && t.every((x) => x.health !== "unknown") ? t : undefined;
+      return t.length >= 6 && t.every((x) => x.health !== "unknown") ? t : undefined;
     });
     const byJob = (job: string) => targets.filter((t) => t.scrapePool === job);
 
@@ -184,6 +196,15 @@ describe("generated scrape config in a real Prometheus", () => {
     assert.equal(annotated[0].health, "up");
 
     assert.equal(byJob("alertmanager")[0].health, "up");
+    assert.deepEqual(
+      byJob("postgres-exporter").map((t) => t.labels.pod),
+      ["postgresql-0"],
+    );
+    assert.deepEqual(
+      byJob("redis-exporter").map((t) => t.labels.pod),
+      ["redis-broker-0"],
+    );
+    assert.ok(!targets.some((t) => t.labels.pod === "postgresql-backup-29000000-x"));
     // Running pods only; the API target has nothing listening.
     const api = byJob("stock-analysis-api");
     assert.deepEqual(
