@@ -1,8 +1,7 @@
 import { stringify } from "yaml";
 
 /** Alert severities; `critical` also pages (see alertmanager-config.ts). */
-export const SEVERITIES = ["critical", "warning"] as const;
-export type Severity = (typeof SEVERITIES)[number];
+export type Severity = "critical" | "warning";
 
 /**
  * Teams that own alerts, after the manual's contacts: devops (系统管理员/网络), backend
@@ -15,7 +14,7 @@ export type Team = (typeof TEAMS)[number];
  * Which scrape targets (by their `app` label) each team owns. ServiceDown is generated once per
  * team from this, so a down target pages the team that can fix it. devops owns everything else.
  */
-export const TEAM_APPS: Readonly<Record<Exclude<Team, "devops">, string>> = {
+const TEAM_APPS: Readonly<Record<Exclude<Team, "devops">, string>> = {
   backend: "stock-analysis-.*|celery-exporter",
   dba: "postgresql.*|redis.*",
 };
@@ -54,9 +53,9 @@ export interface AlertRuleOptions {
 
 const GIB = 1024 * 1024 * 1024;
 /** Replication lag in WAL bytes that warrants a look (a replica this far behind serves stale reads). */
-export const REPLICATION_LAG_BYTES = GIB / 8;
+const REPLICATION_LAG_BYTES = GIB / 8;
 /** 26 h: a daily backup plus two hours of slack. */
-export const BACKUP_MAX_AGE_SECONDS = 26 * 3600;
+const BACKUP_MAX_AGE_SECONDS = 26 * 3600;
 
 export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
   const ns = opts.namespace;

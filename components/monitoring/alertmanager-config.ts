@@ -38,13 +38,13 @@ export interface AlertReceiverSettings {
 }
 
 /** Alerts that mean a whole service is unreachable; their symptoms are inhibited. */
-export const DOWN_ALERTS = ["ServiceDown", "PostgreSQLDown", "RedisDown"] as const;
+const DOWN_ALERTS = ["ServiceDown", "PostgreSQLDown", "RedisDown"] as const;
 
 /**
  * Grouping: one notification per alert and service, not per pod. group_interval/repeat_interval
  * keep a flapping or long incident from flooding channels.
  */
-export const ROUTE_TIMING = {
+const ROUTE_TIMING = {
   groupWait: "30s",
   groupInterval: "5m",
   repeatInterval: "4h",

@@ -18,7 +18,7 @@ export interface LokiArgs extends ClusterPlacement {
 }
 
 const NAME = "loki";
-export const LOG_RETENTION_ANNOTATION = "logs.stock-analysis.io/retention-days";
+const LOG_RETENTION_ANNOTATION = "logs.stock-analysis.io/retention-days";
 export const LOKI_PORT = 3100;
 const DATA_DIR = "/var/loki";
 
