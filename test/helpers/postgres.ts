@@ -310,6 +310,16 @@ export class PgCluster {
     );
   }
 
+  /** Primary i finished first-start setup: the app role logs in to its database. */
+  async waitAppReady(i: number, timeoutMs = 90_000): Promise<void> {
+    await waitFor(
+      `app login on member ${i}`,
+      async () => (await this.sql(i, "select 1", "stock_analysis", "stock_analysis")) === "1",
+      timeoutMs,
+      300,
+    );
+  }
+
   /** Member i streams from the primary (pg_stat_wal_receiver). */
   async waitStreaming(i: number, timeoutMs = 90_000): Promise<void> {
     await waitFor(

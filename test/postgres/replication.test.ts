@@ -96,7 +96,7 @@ class InsertClient {
 describe("postgres entrypoint: primary + 2 replicas", () => {
   it("bootstraps a primary (initdb, roles, database, pg_stat_statements) and two streaming replicas", async () => {
     cluster.start(0);
-    await cluster.waitRole(0, "primary");
+    await cluster.waitAppReady(0);
     cluster.start(1);
     cluster.start(2);
     await cluster.waitStreaming(1);
