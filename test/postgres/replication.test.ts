@@ -4,7 +4,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { PG_BIN, PgCluster, waitFor } from "../helpers/postgres";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { scriptPath } from "../../components/postgres/content";
+import { PG_BIN, PgCluster, runAsPostgres, waitFor } from "../helpers/postgres";
 
 let cluster: PgCluster;
 
@@ -230,5 +233,41 @@ describe("postgres entrypoint: primary + 2 replicas", () => {
           )) === "1",
       );
     }
+  });
+
+  it("emergency failover (pg-failover.sh) promotes member 2 while the config still names 0", async () => {
+    await cluster.crash(0);
+    const follow = await runAsPostgres(
+      scriptPath("pg-failover.sh"),
+      ["follow", "2"],
+      cluster.memberEnv(1),
+    );
+    assert.equal(follow.code, 0, follow.stderr);
+    const promote = await runAsPostgres(
+      scriptPath("pg-failover.sh"),
+      ["promote"],
+      cluster.memberEnv(2),
+      150_000,
+    );
+    assert.equal(promote.code, 0, promote.stderr);
+    assert.equal(await cluster.role(2), "primary");
+    await cluster.sql(2, "insert into load (id) values (99999997)", "stock_analysis");
+    await cluster.waitStreaming(1);
+    // The old primary comes back with the stale config (0) and must follow 2, not start as primary.
+    cluster.start(0);
+    await cluster.waitRole(0, "standby");
+    await cluster.waitStreaming(0);
+    assert.equal(await cluster.role(2), "primary");
+    // Committing `postgres.primary 2` ends the emergency state: the pins disappear.
+    cluster.setPrimary(2);
+    await waitFor("overrides to be cleared", async () =>
+      [0, 1, 2].every((i) => !fs.existsSync(path.join(cluster.root, `m${i}/primary.override`))),
+    );
+    const status = await runAsPostgres(
+      scriptPath("pg-failover.sh"),
+      ["status"],
+      cluster.memberEnv(1),
+    );
+    assert.match(status.stdout, /member=1 role=standby configured=2 override=none/);
   });
 });
