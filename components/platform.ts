@@ -9,6 +9,7 @@ import type { PlatformConfig } from "./config/schema";
 import { PlatformNamespace } from "./core/platform-namespace";
 import { PlatformIngress } from "./ingress/platform-ingress";
 import { NetworkPeer, PART_OF } from "./lib/k8s";
+import { PostgresCluster } from "./postgres/postgres-cluster";
 
 /** Stable names the manual's runbooks use. */
 export const NAMES = {
@@ -112,6 +113,17 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     { podLabels: { app: "redis-broker" }, ports: [6379, 26379] },
   ];
 
+  const postgres = new PostgresCluster("postgres", {
+    ...placement,
+    instance: stack,
+    config: cfg.postgres,
+    clients: [
+      { podLabels: { app: NAMES.api }, ports: [] },
+      { podLabels: { app: NAMES.celery }, ports: [] },
+    ],
+    scrapers: [prometheus],
+  });
+
   const api = new WebService("api", {
     ...placement,
     name: NAMES.api,
@@ -120,7 +132,10 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     config: cfg.api,
     image: imageFor("api", cfg.api.image, cfg.api.build, cfg.registry, registryPassword),
     imagePullSecrets,
-    secretEnv: { SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" } },
+    secretEnv: {
+      SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" },
+      DATABASE_URL: postgres.databaseUrl,
+    },
     network: {
       ingressFrom: [fromIngress(cfg.api.port), { ...prometheus, ports: [cfg.api.port] }],
       egressTo: dataStores,
@@ -156,6 +171,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     config: cfg.celery,
     image: imageFor("celery", cfg.celery.image, cfg.celery.build, cfg.registry, registryPassword),
     imagePullSecrets,
+    secretEnv: { DATABASE_URL: postgres.databaseUrl },
     network: { egressTo: dataStores },
   });
 
@@ -177,6 +193,9 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     apiUrl: api.dnsName.apply((d) => `http://${d}:${api.port}`),
     frontendUrl: frontend.dnsName.apply((d) => `http://${d}:${frontend.port}`),
     celeryDeployment: celery.deploymentName,
+    databaseHost: postgres.dnsName,
+    databaseReadHost: postgres.readDnsName,
+    databaseUrlSecret: postgres.databaseUrl.secretName,
     publicUrl: ingress?.url,
   };
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { apiSchema, celerySchema, frontendSchema } from "./app";
 import { clusterSchema, ingressSchema, registryPasswordSchema, registrySchema } from "./platform";
+import { postgresSchema } from "./postgres";
 import { dnsLabel } from "./validators";
 
 /**
@@ -18,6 +19,7 @@ export const platformSchema = z
     frontend: frontendSchema.prefault({}),
     celery: celerySchema.prefault({}),
     ingress: ingressSchema.prefault({}),
+    postgres: postgresSchema.prefault({}),
   })
   .superRefine((c, ctx) => {
     if (c.registry !== undefined && c.registryPassword === undefined) {
