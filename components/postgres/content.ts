@@ -21,6 +21,8 @@ export interface PostgresConfOptions {
   maxConnections?: number;
   /** Cap on WAL a lagging replication slot may pin. Default `10GB`. */
   maxSlotWalKeepSize?: string;
+  /** WAL kept regardless of slots (lets a briefly disconnected replica resume). Default `256MB`. */
+  walKeepSize?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -80,7 +82,7 @@ export function postgresqlConf(o: PostgresConfOptions): string {
     ["max_wal_senders", members + 4],
     ["max_replication_slots", members + 4],
     ["max_slot_wal_keep_size", quote(o.maxSlotWalKeepSize ?? "10GB")],
-    ["wal_keep_size", quote("256MB")],
+    ["wal_keep_size", quote(o.walKeepSize ?? "256MB")],
     ["max_wal_size", quote("2GB")],
     ["hot_standby", "on"],
     ["hot_standby_feedback", "on"],

@@ -499,6 +499,9 @@ export class PostgresCluster extends pulumi.ComponentResource {
       );
     };
     const jobs = String(b.jobs);
+    // Index builds of a restore run in the server: give them an eighth of its memory in total.
+    const pgMemMb = Math.floor(memoryToBytes(args.config.resources.limits.memory)! / 2 ** 20);
+    const restoreMem = `${Math.max(16, Math.floor(pgMemMb / 8 / b.jobs))}MB`;
     cron(
       "backup",
       b.schedule,
@@ -517,6 +520,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
       "pg-verify.sh",
       {
         RESTORE_JOBS: jobs,
+        RESTORE_MAINTENANCE_WORK_MEM: restoreMem,
         VERIFY_MAX_AGE_HOURS: String(b.maxAgeHours),
       },
       { backups: true, deadlineSeconds: 6 * 3600 },
@@ -536,7 +540,12 @@ export class PostgresCluster extends pulumi.ComponentResource {
       "restore",
       "0 0 1 1 *",
       "pg-restore.sh",
-      { RESTORE_JOBS: jobs, RESTORE_MODE: "replace", BACKUP_NAME: "" },
+      {
+        RESTORE_JOBS: jobs,
+        RESTORE_MAINTENANCE_WORK_MEM: restoreMem,
+        RESTORE_MODE: "replace",
+        BACKUP_NAME: "",
+      },
       {
         backups: true,
         deadlineSeconds: 12 * 3600,

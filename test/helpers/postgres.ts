@@ -114,6 +114,10 @@ export interface ClusterOptions {
   members: number;
   synchronous?: boolean;
   primary?: number;
+  maxSlotWalKeepSize?: string;
+  walKeepSize?: string;
+  /** Entrypoint PG_REJOIN_AFTER seconds. Default 10. */
+  rejoinAfter?: number;
 }
 
 /** A cluster of entrypoint-managed members sharing one secrets dir and one "ConfigMap" file. */
@@ -129,6 +133,8 @@ export class PgCluster {
   private procs: (ChildProcess | undefined)[] = [];
   private exits: (Promise<number> | undefined)[] = [];
 
+  private rejoinAfter = 10;
+
   private constructor(root: string, ports: number[]) {
     this.root = root;
     this.ports = ports;
@@ -139,6 +145,7 @@ export class PgCluster {
     const ports: number[] = [];
     for (let i = 0; i < o.members; i++) ports.push(await freePort());
     const c = new PgCluster(root, ports);
+    c.rejoinAfter = o.rejoinAfter ?? 10;
     const names = ports.map((_, i) => memberName("postgresql", i));
     const secrets = path.join(root, "secrets");
     writePgFile(path.join(secrets, "superuser"), c.passwords.superuser);
@@ -162,6 +169,8 @@ export class PgCluster {
           socketDirectory: path.join(root, `m${i}/run`),
           hbaFile: path.join(root, "etc/pg_hba.conf"),
           maxConnections: 50,
+          maxSlotWalKeepSize: o.maxSlotWalKeepSize,
+          walKeepSize: o.walKeepSize,
         }),
         0o644,
       );
@@ -191,7 +200,7 @@ export class PgCluster {
       PG_APP_PASSWORD_FILE: path.join(r, "secrets/app"),
       PG_MONITORING_PASSWORD_FILE: path.join(r, "secrets/monitoring"),
       PG_LOOP_INTERVAL: "0.5",
-      PG_REJOIN_AFTER: "10",
+      PG_REJOIN_AFTER: String(this.rejoinAfter),
     };
   }
 

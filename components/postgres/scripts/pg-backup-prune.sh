@@ -22,6 +22,7 @@ while read -r mtime name; do
   if [ "$good" -lt "$BACKUP_KEEP_MIN" ] && backup_is_good "$name"; then
     good=$((good + 1))
     kept=$((kept + 1))
+    log "keeping $name ($((age / 86400)) days old, intact, one of the newest $BACKUP_KEEP_MIN)"
     continue
   fi
   if [ "$age" -gt "$max_age" ]; then
@@ -30,6 +31,7 @@ while read -r mtime name; do
     deleted=$((deleted + 1))
   else
     kept=$((kept + 1))
+    log "keeping $name ($((age / 86400)) days old)"
   fi
 done < <(list_backups)
 find "$BACKUP_DIR" -mindepth 1 -maxdepth 1 -type d \( -name '.partial-*' -o -name '.restore-*' \) -mmin +360 \

@@ -34,11 +34,8 @@ snap_in="${SNAP[1]}"
 echo "begin isolation level repeatable read read only; select pg_export_snapshot();" >&"${SNAP[1]}"
 read -r -t 60 snapshot <&"${SNAP[0]}" || die "could not export a snapshot"
 
-if [ "$BACKUP_COMPRESSION" = zstd ]; then dump_level=0; else dump_level="$level"; fi
-pg_dump -d "$BACKUP_DATABASE" --format=directory --jobs="$BACKUP_JOBS" --compress="$dump_level" \
-  --snapshot="$snapshot" --file="$tmp/db" || die "pg_dump failed"
-
-psql_ -d "$BACKUP_DATABASE" -F $'\t' >"$tmp/rowcounts.tsv" <<SQL || die "row counts failed"
+# Row counts in the dump's snapshot, taken while pg_dump runs.
+psql_ -d "$BACKUP_DATABASE" -F $'\t' >"$tmp/rowcounts.tsv" <<SQL &
 begin isolation level repeatable read read only;
 set transaction snapshot '$snapshot';
 select format('select %L, %L, count(*) from %I.%I', n.nspname, c.relname, n.nspname, c.relname)
@@ -48,6 +45,12 @@ select format('select %L, %L, count(*) from %I.%I', n.nspname, c.relname, n.nspn
  order by 1 \gexec
 commit;
 SQL
+counts_pid=$!
+if [ "$BACKUP_COMPRESSION" = zstd ]; then dump_level=0; else dump_level="$level"; fi
+pg_dump -d "$BACKUP_DATABASE" --format=directory --jobs="$BACKUP_JOBS" --compress="$dump_level" \
+  --snapshot="$snapshot" --file="$tmp/db" || die "pg_dump failed"
+
+wait "$counts_pid" || die "row counts failed"
 owner="$(psql_ -d "$BACKUP_DATABASE" -c "select pg_get_userbyid(datdba) from pg_database where datname = current_database()")"
 version="$(psql_ -d "$BACKUP_DATABASE" -c "show server_version_num")"
 echo "commit;" >&"${SNAP[1]}"

@@ -13,7 +13,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/pg-common.sh"
 
 PG_LOOP_INTERVAL="${PG_LOOP_INTERVAL:-2}"
-PG_REJOIN_AFTER="${PG_REJOIN_AFTER:-30}"
+PG_REJOIN_AFTER="${PG_REJOIN_AFTER:-120}"
+REJOINS=0
 PG_CATCHUP_TIMEOUT="${PG_CATCHUP_TIMEOUT:-30}"
 PG_PID=""
 UPSTREAM=""
@@ -361,10 +362,19 @@ reconcile() {
   status="$(local_sql "select status from pg_stat_wal_receiver")"
   if [ "$status" = streaming ]; then
     LAST_STREAM="$SECONDS"
+    REJOINS=0
   elif [ -n "$p" ] && [ $((SECONDS - LAST_STREAM)) -ge "$PG_REJOIN_AFTER" ]; then
-    log "not streaming from primary $p for ${PG_REJOIN_AFTER}s: rejoining"
     pg_stop
-    rewind_from "$p"
+    if [ "$REJOINS" -eq 0 ]; then
+      log "not streaming from primary $p for ${PG_REJOIN_AFTER}s: rejoining with pg_rewind"
+      rewind_from "$p"
+    else
+      # Rewinding did not help (e.g. the WAL it needs is gone: slot invalidated by
+      # max_slot_wal_keep_size): start over from a fresh copy.
+      log "still not streaming from primary $p after a rewind: re-cloning"
+      clone_from "$p"
+    fi
+    REJOINS=$((REJOINS + 1))
     start_member
     LAST_STREAM="$SECONDS"
   fi

@@ -7,6 +7,7 @@
 #   BACKUP_NAME                     backup-<time> to restore; default: newest intact backup
 #   RESTORE_JOBS (2)                parallel pg_restore / decompression workers
 #   RESTORE_GLOBALS (0)             1: replay globals.sql (roles) first, for an empty server
+#   RESTORE_MAINTENANCE_WORK_MEM    per-session index build memory (256MB; x RESTORE_JOBS in use)
 # shellcheck source-path=SCRIPTDIR source=pg-backup-lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/pg-backup-lib.sh"
 
@@ -58,7 +59,10 @@ SQL
 
 drop_new() { psql_ -d postgres -c "drop database if exists \"$newdb\"" || true; }
 
-if ! pg_restore --dbname="$newdb" --jobs="$RESTORE_JOBS" --exit-on-error "$dump"; then
+# Bulk load settings for the restore sessions only. Not waiting for the synchronous standby per
+# commit is safe: a failed restore is dropped, and the swap below commits synchronously after it.
+restore_options="-c maintenance_work_mem=${RESTORE_MAINTENANCE_WORK_MEM:-256MB} -c synchronous_commit=off"
+if ! PGOPTIONS="$restore_options" pg_restore --dbname="$newdb" --jobs="$RESTORE_JOBS" --exit-on-error "$dump"; then
   drop_new
   die "pg_restore of $name failed"
 fi
@@ -89,7 +93,7 @@ if [ "$RESTORE_MODE" = scratch ]; then
   exit 0
 fi
 
-vacuumdb --dbname="$newdb" --analyze-only --jobs="$RESTORE_JOBS" --quiet || die "analyze failed"
+PGOPTIONS="$restore_options" vacuumdb --dbname="$newdb" --analyze-only --jobs="$RESTORE_JOBS" --quiet || die "analyze failed"
 old="${target}_pre_restore_$(date -u +%Y%m%d%H%M%S)"
 for attempt in 1 2 3 4 5 6 7 8 9 10; do
   if psql_ -d postgres -v target="$target" -v newdb="$newdb" -v old="$old" <<'SQL'; then
