@@ -88,6 +88,9 @@ export function postgresqlConf(o: PostgresConfOptions): string {
     ["hot_standby_feedback", "on"],
     ["wal_receiver_timeout", quote("30s")],
     ["wal_sender_timeout", quote("30s")],
+    // A replica retries its upstream every second (default 5 s): with synchronous replication the
+    // first commit after a failover waits for a replica to reconnect.
+    ["wal_retrieve_retry_interval", quote("1s")],
     [
       "synchronous_standby_names",
       quote(o.synchronous && members > 1 ? `ANY 1 (${o.members.join(", ")})` : ""),

@@ -21,7 +21,8 @@ echo "$*" >>"$FAKE_LOG"
 case "$1 $2" in
   "get deployment") var="FAKE_REPLICAS_\${3//-/_}"; printf '%s' "\${!var}" ;;
   "get statefulset") printf '%s' "$FAKE_MEMBERS" ;;
-  "scale deployment" | "wait --for=delete" | "patch service") ;;
+  "scale deployment" | "patch service") ;;
+  "get pods") ;;
   "create job") printf 'kind: Job\\nmetadata:\\n  name: %s\\n' "$3" ;;
   "set env") cat; for a in "$@"; do if [[ "$a" == BACKUP_NAME=* ]]; then printf '#env %s\\n' "$a"; fi; done ;;
   "create -f")
@@ -127,7 +128,8 @@ describe("scripts/pg-restore", () => {
       "-n stock-analysis scale deployment stock-analysis-celery --replicas=3",
     ]);
     const i = (s: string) => r.calls.findIndex((c) => c.includes(s));
-    assert.ok(i("wait --for=delete pod -l app=stock-analysis-celery") < i("create job"));
+    assert.ok(i("get pods -l app=stock-analysis-celery -o name") < i("create job"));
+    assert.ok(i("--replicas=0") < i("get pods -l app=stock-analysis-api"));
     assert.ok(i("--from=cronjob/postgresql-restore") < i("--replicas=5"));
     assert.match(r.stdout, /restore succeeded/);
   });
