@@ -209,6 +209,8 @@ export class PostgresCluster extends pulumi.ComponentResource {
             metadata: {
               labels,
               annotations: {
+                // `kubectl exec postgresql-0 -- psql …` (the manual's commands) needs no -c.
+                "kubectl.kubernetes.io/default-container": "postgresql",
                 "checksum/config": checksum,
                 "prometheus.io/scrape": "true",
                 "prometheus.io/port": String(EXPORTER_PORT),
