@@ -198,6 +198,25 @@ describe("backup and restore", () => {
   });
 });
 
+describe("maintenance (pg-maintenance.sh)", () => {
+  it("vacuums and analyzes every database", async () => {
+    await cluster.sql(0, "select pg_stat_reset()", "stock_analysis");
+    const r = await runAsPostgres(scriptPath("pg-maintenance.sh"), [], env);
+    assert.equal(r.code, 0, r.stderr);
+    const stats = await cluster.sql(
+      0,
+      "select vacuum_count > 0 and analyze_count > 0 from pg_stat_user_tables where relname = 'prices'",
+      "stock_analysis",
+    );
+    assert.equal(stats, "t");
+  });
+
+  it("fails when the server is unreachable", async () => {
+    const r = await runAsPostgres(scriptPath("pg-maintenance.sh"), [], { ...env, PGPORT: "1" });
+    assert.notEqual(r.code, 0);
+  });
+});
+
 describe("retention (pg-backup-prune.sh)", () => {
   /** A small intact backup dir (manifest valid) with a faked age in days. */
   function fake(dir: string, ageDays: number, intact = true): string {
