@@ -61,7 +61,7 @@ pg_dumpall --globals-only --file="$tmp/globals.sql" || die "pg_dumpall --globals
 
 if [ "$BACKUP_COMPRESSION" = zstd ]; then
   find "$tmp/db" -type f -name '*.dat' ! -name toc.dat -print0 |
-    xargs -0 -r -P "$BACKUP_JOBS" -n 4 zstd -q --rm "-$level" || die "zstd failed"
+    xargs -0 -r -P "$BACKUP_JOBS" -n 4 zstd -q --rm -T"$BACKUP_JOBS" "-$level" || die "zstd failed"
 fi
 
 cat >"$tmp/backup.meta" <<META
