@@ -10,6 +10,8 @@ import { PlatformNamespace } from "./core/platform-namespace";
 import { PlatformIngress } from "./ingress/platform-ingress";
 import { NetworkPeer, PART_OF } from "./lib/k8s";
 import { redisTier } from "./redis/tier";
+import { Monitoring } from "./monitoring/monitoring";
+import { PostgresCluster } from "./postgres/postgres-cluster";
 
 /** Stable names the manual's runbooks use. */
 export const NAMES = {
@@ -119,6 +121,17 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     clientApps: [NAMES.api, NAMES.celery],
   });
 
+  const postgres = new PostgresCluster("postgres", {
+    ...placement,
+    instance: stack,
+    config: cfg.postgres,
+    clients: [
+      { podLabels: { app: NAMES.api }, ports: [] },
+      { podLabels: { app: NAMES.celery }, ports: [] },
+    ],
+    scrapers: [prometheus],
+  });
+
   const api = new WebService("api", {
     ...placement,
     name: NAMES.api,
@@ -130,6 +143,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     secretEnv: {
       SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" },
       ...redis.env,
+      DATABASE_URL: postgres.databaseUrl,
     },
     network: {
       ingressFrom: [fromIngress(cfg.api.port), { ...prometheus, ports: [cfg.api.port] }],
@@ -166,7 +180,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     config: cfg.celery,
     image: imageFor("celery", cfg.celery.image, cfg.celery.build, cfg.registry, registryPassword),
     imagePullSecrets,
-    secretEnv: redis.env,
+    secretEnv: { ...redis.env, DATABASE_URL: postgres.databaseUrl },
     network: { egressTo: dataStores },
   });
 
@@ -183,13 +197,72 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
       )
     : undefined;
 
+  const secretOrUnset = (v: { value: string } | undefined) =>
+    v === undefined ? undefined : pulumi.secret(v.value);
+  const tls = cfg.ingress.tls;
+  const monitoring = cfg.monitoring.enabled
+    ? new Monitoring("monitoring", {
+        ...placement,
+        namespaceName: cfg.namespace,
+        instance: stack,
+        config: cfg.monitoring,
+        alertEndpoints: {
+          slackApiUrl: secretOrUnset(cfg.alertSlackWebhookUrl),
+          pagerWebhookUrl: secretOrUnset(cfg.alertPagerWebhookUrl),
+          webhookUrl: secretOrUnset(cfg.alertWebhookUrl),
+          smtpPassword: secretOrUnset(cfg.alertSmtpPassword),
+        },
+        apiPort: cfg.api.port,
+        celery: cfg.monitoring.celeryExporter.brokerUrlSecret
+          ? {
+              brokerUrl: {
+                secretName: cfg.monitoring.celeryExporter.brokerUrlSecret.name,
+                key: cfg.monitoring.celeryExporter.brokerUrlSecret.key,
+              },
+              queues: cfg.celery.queues,
+              broker: dataStores.find((p) => p.podLabels?.app === "redis-broker")!,
+            }
+          : undefined,
+        postgresReplicas: cfg.postgres.replicas - 1,
+        ingress: cfg.ingress.enabled
+          ? {
+              className: cfg.ingress.className,
+              controllerNamespace: cfg.ingress.controllerNamespace,
+              // cert-manager issues one certificate per Ingress, so Grafana gets its own secret.
+              tlsSecretName:
+                tls.mode === "secret"
+                  ? tls.secretName
+                  : tls.mode === "cert-manager"
+                    ? "grafana-tls"
+                    : undefined,
+              annotations:
+                tls.mode === "cert-manager"
+                  ? {
+                      [tls.issuerKind === "ClusterIssuer"
+                        ? "cert-manager.io/cluster-issuer"
+                        : "cert-manager.io/issuer"]: tls.issuer!,
+                    }
+                  : undefined,
+            }
+          : undefined,
+      })
+    : undefined;
+
   return {
     namespace,
+    prometheusUrl: monitoring?.prometheusUrl,
+    alertmanagerUrl: monitoring?.alertmanagerUrl,
+    grafanaUrl: monitoring?.grafanaPublicUrl ?? monitoring?.grafanaUrl,
+    grafanaAdminSecret: monitoring?.grafanaAdminSecret,
+    lokiUrl: monitoring?.lokiUrl,
     apiUrl: api.dnsName.apply((d) => `http://${d}:${api.port}`),
     frontendUrl: frontend.dnsName.apply((d) => `http://${d}:${frontend.port}`),
     celeryDeployment: celery.deploymentName,
     redisCache: redis.cache.dnsName,
     celeryBrokerSecret: redis.broker.celerySecretName,
+    databaseHost: postgres.dnsName,
+    databaseReadHost: postgres.readDnsName,
+    databaseUrlSecret: postgres.databaseUrl.secretName,
     publicUrl: ingress?.url,
   };
 }

@@ -2,7 +2,8 @@
 # Installs what the repo needs, skipping whatever is already in place (fast when warm).
 #   scripts/setup.sh          npm packages (root project and policy pack)
 #   scripts/setup.sh --tools  also the Debian packages the real-daemon tests run:
-#                             PostgreSQL 15, Redis 7, promtool, amtool, shellcheck
+#                             PostgreSQL 15, Redis 7, promtool, amtool, shellcheck; and
+#                             kombu/redis-py from PyPI for the Celery broker test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,10 @@ if [ "${1:-}" = "--tools" ]; then
   command -v redis-cli >/dev/null || missing+=(redis-tools)
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  # Real exporters the monitoring tests scrape to check the metric catalogue.
+  command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
+  command -v prometheus-postgres-exporter >/dev/null || missing+=(prometheus-postgres-exporter)
+  command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   command -v zstd >/dev/null || missing+=(zstd)
   command -v pigz >/dev/null || missing+=(pigz)
@@ -38,8 +43,14 @@ if [ "${1:-}" = "--tools" ]; then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  # Celery's transport for test/redis/celery-broker.test.ts (kombu + redis-py, pinned).
+  if ! python3 -c 'import kombu, redis' >/dev/null 2>&1; then
+    echo "setup: pip install -r test/redis/requirements.txt" >&2
+    python3 -m pip install --quiet --disable-pip-version-check -r test/redis/requirements.txt
+  fi
   # Debian starts the packaged services on install; tests run their own on random ports.
-  for svc in postgresql redis-server prometheus prometheus-alertmanager; do
+  for svc in postgresql redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
+    prometheus-postgres-exporter prometheus-redis-exporter; do
     if command -v service >/dev/null; then service "$svc" stop >/dev/null 2>&1 || true; fi
   done
 fi

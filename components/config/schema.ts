@@ -1,7 +1,9 @@
 import { z } from "zod";
 import { apiSchema, celerySchema, frontendSchema } from "./app";
+import { alertSecretSchemas, monitoringSchema } from "./monitoring";
 import { clusterSchema, ingressSchema, registryPasswordSchema, registrySchema } from "./platform";
 import { redisSchema } from "./redis";
+import { postgresSchema } from "./postgres";
 import { dnsLabel } from "./validators";
 
 /**
@@ -20,6 +22,9 @@ export const platformSchema = z
     celery: celerySchema.prefault({}),
     ingress: ingressSchema.prefault({}),
     redis: redisSchema.prefault({}),
+    postgres: postgresSchema.prefault({}),
+    monitoring: monitoringSchema.prefault({}),
+    ...alertSecretSchemas,
   })
   .superRefine((c, ctx) => {
     if (c.registry !== undefined && c.registryPassword === undefined) {
@@ -33,6 +38,9 @@ export const platformSchema = z
   });
 
 /** Top-level keys that hold secrets: their values never appear in error messages. */
-export const secretConfigKeys: ReadonlySet<string> = new Set(["registryPassword"]);
+export const secretConfigKeys: ReadonlySet<string> = new Set([
+  "registryPassword",
+  ...Object.keys(alertSecretSchemas),
+]);
 
 export type PlatformConfig = z.output<typeof platformSchema>;
