@@ -14,6 +14,7 @@ import {
   TEST_PASSWORD,
   cli,
   freePort,
+  killProcess,
   parseInfo,
   waitFor,
 } from "../helpers/redis";
@@ -141,6 +142,23 @@ describe("redis broker under sentinel", { timeout: 120000 }, () => {
     assert.equal(
       await cli(broker.nodes[0].ip, broker.port, ["LINDEX", "celery", "0"]),
       "after-failover",
+    );
+  });
+
+  it("a restarted sentinel monitors the current primary, not the initial one", async () => {
+    const primary = await broker.primaryIndex(1);
+    assert.notEqual(primary, 0);
+    await killProcess(broker.sentinels[0]!);
+    await broker.startSentinel(0);
+    assert.equal(await broker.primaryIndex(0), primary);
+    await waitFor(
+      "restarted sentinel to see both replicas and the other sentinels",
+      async () => {
+        const m = await broker.sentinelMaster(0);
+        return m["num-slaves"] === "2" && m["num-other-sentinels"] === "2";
+      },
+      20000,
+      200,
     );
   });
 });

@@ -240,6 +240,32 @@ describe("redis cluster", { timeout: 180000 }, () => {
   });
 });
 
+describe("redis cluster formation safety", { timeout: 60000 }, () => {
+  const sb = new Sandbox("redis-partial");
+  after(() => sb.cleanup());
+
+  it("refuses to touch a partially formed cluster", async () => {
+    const port = await freePort(["127.0.47.10", "127.0.47.11", "127.0.47.12"]);
+    const nodes = new ClusterNodes(
+      sb,
+      47,
+      port,
+      clusterNodeConf({ maxmemoryBytes: 64 * 1024 * 1024, nodeTimeoutMs: NODE_TIMEOUT_MS }),
+      "partial",
+    );
+    nodes.define(3);
+    await Promise.all([0, 1, 2].map((i) => nodes.start(i)));
+    // As if a create died after assigning some slots: one node owns slots, none sees all 16384.
+    await cli(nodes.nodes[0].ip, port, ["CLUSTER", "ADDSLOTSRANGE", "0", "5460"]);
+    const r = await nodes.form(3, 0);
+    assert.notEqual(r.code, 0);
+    assert.match(r.output, /partially formed cluster/);
+    const info = await nodes.clusterInfo(1);
+    assert.equal(info.cluster_known_nodes, "1", "no node was joined");
+    assert.equal(info.cluster_slots_assigned, "0");
+  });
+});
+
 /** A hash tag whose slot this master serves. */
 async function findTagOwnedBy(conn: Redis): Promise<string> {
   const myId = String(await conn.call("CLUSTER", "MYID"));
