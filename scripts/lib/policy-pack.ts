@@ -16,7 +16,7 @@ import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 
 const ROOT = path.resolve(__dirname, "../..");
 export const POLICIES_DIR = path.join(ROOT, "policies");
-const RUN_POLICY_PACK = require.resolve("@pulumi/pulumi/cmd/run-policy-pack");
+
 
 export type EnforcementLevel = "advisory" | "mandatory" | "disabled" | "remediate";
 
@@ -245,8 +245,10 @@ export class PolicyPackServer {
 
   /** Starts the pack in `packDir` as the CLI does and connects to the port it prints. */
   static async start(packDir = POLICIES_DIR): Promise<PolicyPackServer> {
+    // The pack's own @pulumi/pulumi (policies/node_modules after setup), as the CLI would use.
+    const runPolicyPack = require.resolve("@pulumi/pulumi/cmd/run-policy-pack", { paths: [packDir] });
     // Argument 1 is the engine address the CLI passes; the pack does not call back into it.
-    const child = spawn(process.execPath, [RUN_POLICY_PACK, "127.0.0.1:0", "."], {
+    const child = spawn(process.execPath, [runPolicyPack, "127.0.0.1:0", "."], {
       cwd: packDir,
       stdio: ["ignore", "pipe", "pipe"],
     });
