@@ -6,7 +6,6 @@ import {
   SERVING_TYPES,
   STATEFUL_SET,
   containersOf,
-  labelsOf,
   metadataOf,
   selectorMatches,
   workloadOf,
@@ -74,9 +73,8 @@ export const podDisruptionBudget = stackPolicy({
     const pdbs = objects.filter((o) => o.type === PDB);
     for (const o of objects) {
       if (o.type !== DEPLOYMENT || o.exempt !== undefined) continue;
-      const w = workloadOf(o.type, o.props)!;
-      if (isUnknown(w.podMeta.labels)) continue;
-      const labels = labelsOf(w.podMeta);
+      const labels = workloadOf(o.type, o.props)!.podLabels;
+      if (!labels) continue;
       const ns = str(metadataOf(o.props).namespace);
       const matching = pdbs.filter((p) => {
         const pns = str(metadataOf(p.props).namespace);

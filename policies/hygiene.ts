@@ -77,19 +77,21 @@ export const recommendedLabels = resourcePolicy<LabelsConfig>({
     const required = scoped
       ? (config.workloadLabels ?? DEFAULT_WORKLOAD)
       : (config.requiredLabels ?? DEFAULT_REQUIRED);
-    const fix = `set the labels with workloadLabels(name, component, instance) from components/lib/k8s.ts`;
+    const fix = (missing: string[]) =>
+      `add ${missing.join(", ")} (workloadLabels(name, component, instance) in components/lib/k8s.ts sets the full set)`;
     const meta = metadataOf(props);
     if (!isUnknown(meta.labels)) {
       const missing = required.filter((l) => absent(labelsOf(meta)[l]));
-      if (missing.length > 0) report(`metadata.labels lack ${missing.join(", ")}`, fix);
+      if (missing.length > 0) report(`metadata.labels lack ${missing.join(", ")}`, fix(missing));
     }
     const w = workloadOf(type, props);
-    if (w && !isUnknown(w.podMeta.labels)) {
-      const missing = required.filter((l) => absent(labelsOf(w.podMeta)[l]));
+    if (w?.podLabels) {
+      const podLabels = w.podLabels;
+      const missing = required.filter((l) => absent(podLabels[l]));
       if (missing.length > 0)
         report(
           `pod template labels lack ${missing.join(", ")}, so pods cannot be selected like the runbook expects`,
-          fix,
+          fix(missing),
         );
     }
   },

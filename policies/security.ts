@@ -11,7 +11,6 @@ import {
   WORKLOAD_TYPES,
   Workload,
   containersOf,
-  labelsOf,
   metadataOf,
   selectorMatches,
   selectsAll,
@@ -357,9 +356,8 @@ export const workloadNetworkPolicy = stackPolicy({
     const policies = objects.filter((o) => o.type === NETWORK_POLICY);
     for (const o of objects) {
       if (!WORKLOAD_TYPES.includes(o.type) || o.exempt !== undefined) continue;
-      const w = workloadOf(o.type, o.props);
-      const podLabels = labelsOf(w?.podMeta);
-      if (!w || isUnknown(w.podMeta.labels)) continue;
+      const podLabels = workloadOf(o.type, o.props)?.podLabels;
+      if (!podLabels) continue;
       const ns = namespaceOf(o);
       const allowed = policies.some((np) => {
         const npNs = namespaceOf(np);

@@ -1,5 +1,5 @@
 /** Kubernetes object shapes as Pulumi passes them to policies (raw resource inputs). */
-import { Obj, arr, at, obj, str } from "./values";
+import { Obj, arr, at, isUnknown, obj, str } from "./values";
 
 export const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
 export const STATEFUL_SET = "kubernetes:apps/v1:StatefulSet";
@@ -89,25 +89,39 @@ export function objectRef(kind: string, props: Obj): string {
 
 export interface Workload {
   kind: string;
-  /** Metadata of the pod template (labels the pods get). */
-  podMeta: Obj;
+  /** Labels the pods get; undefined while unknown in preview. */
+  podLabels: Obj | undefined;
   /** The pod spec, undefined when unknown in preview. */
   podSpec: Obj | undefined;
   /** Where the pod spec sits, for messages (`spec.template.spec`). */
   podSpecPath: string;
 }
 
+/** Labels at `meta.labels`: {} when absent, undefined when (any step is) unknown. */
+function knownLabels(meta: unknown): Obj | undefined {
+  if (isUnknown(meta)) return undefined;
+  const labels = at(meta, "labels");
+  if (isUnknown(labels)) return undefined;
+  return obj(labels) ?? {};
+}
+
 export function workloadOf(type: string, props: Obj): Workload | undefined {
   const kind = kindOf(type);
   if (!kind) return undefined;
   if (type === POD)
-    return { kind, podMeta: metadataOf(props), podSpec: obj(props.spec), podSpecPath: "spec" };
+    return {
+      kind,
+      podLabels: knownLabels(props.metadata),
+      podSpec: obj(props.spec),
+      podSpecPath: "spec",
+    };
   const path = POD_SPEC_PATH[type];
   if (!path) return undefined;
-  const template = at(props, ...path);
+  let template: unknown = props;
+  for (const step of path) template = isUnknown(template) ? template : at(template, step);
   return {
     kind,
-    podMeta: obj(at(template, "metadata")) ?? {},
+    podLabels: isUnknown(template) ? undefined : knownLabels(at(template, "metadata")),
     podSpec: obj(at(template, "spec")),
     podSpecPath: [...path, "spec"].join("."),
   };

@@ -11,12 +11,12 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import * as analyzerRpc from "@pulumi/pulumi/proto/analyzer_grpc_pb";
 import * as analyzerPb from "@pulumi/pulumi/proto/analyzer_pb";
+import * as rpc from "@pulumi/pulumi/runtime/rpc";
 import { Empty } from "google-protobuf/google/protobuf/empty_pb";
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 
 const ROOT = path.resolve(__dirname, "../..");
 export const POLICIES_DIR = path.join(ROOT, "policies");
-
 
 export type EnforcementLevel = "advisory" | "mandatory" | "disabled" | "remediate";
 
@@ -89,13 +89,9 @@ export interface PolicyConfig {
   properties: Record<string, unknown>;
 }
 
-// The engine's wire form of a secret value (pulumi sdk `sig.Secret`).
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-
 /** Marks the values at `secretPaths` as secrets, in the same path notation render-stack records. */
 export function wrapSecrets(value: unknown, secretPaths: ReadonlySet<string>, at = ""): unknown {
-  if (at && secretPaths.has(at)) return { [SIG_KEY]: SECRET_SIG, value };
+  if (at && secretPaths.has(at)) return { [rpc.specialSigKey]: rpc.specialSecretSig, value };
   if (Array.isArray(value)) return value.map((v, i) => wrapSecrets(v, secretPaths, `${at}[${i}]`));
   if (value !== null && typeof value === "object")
     return Object.fromEntries(
@@ -246,7 +242,9 @@ export class PolicyPackServer {
   /** Starts the pack in `packDir` as the CLI does and connects to the port it prints. */
   static async start(packDir = POLICIES_DIR): Promise<PolicyPackServer> {
     // The pack's own @pulumi/pulumi (policies/node_modules after setup), as the CLI would use.
-    const runPolicyPack = require.resolve("@pulumi/pulumi/cmd/run-policy-pack", { paths: [packDir] });
+    const runPolicyPack = require.resolve("@pulumi/pulumi/cmd/run-policy-pack", {
+      paths: [packDir],
+    });
     // Argument 1 is the engine address the CLI passes; the pack does not call back into it.
     const child = spawn(process.execPath, [runPolicyPack, "127.0.0.1:0", "."], {
       cwd: packDir,
