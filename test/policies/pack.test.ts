@@ -13,7 +13,7 @@ import {
 } from "../../scripts/lib/policy-pack";
 import { stackConfigFile } from "../../scripts/lib/policy-report";
 import { asResource, byPolicy, describeAll, evaluate, prodConfig } from "../helpers/policy";
-import { Loose, MONITORING_EXEMPTIONS, compliantStack, withEdit } from "./fixtures";
+import { Loose, MONITORING_EXEMPTIONS, withEdit } from "./fixtures";
 
 const web = (fn: (o: Loose) => unknown) => withEdit("Deployment", "web", fn);
 const webContainer = (o: Loose) => o.spec.template.spec.containers[0];
