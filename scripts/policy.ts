@@ -2,7 +2,7 @@
  * Offline policy check: renders a stack in-process under Pulumi mocks (like `npm run render`) and
  * evaluates every resource with the CrossGuard pack through its analyzer gRPC API, like
  * `pulumi preview --policy-pack policies --policy-pack-config policies/<stack>.json`.
- *   npm run policy -- --stack prod [--config FILE] [--json]
+ *   npm run policy -- --stack prod [--config FILE] [--json] [--set key=jsonValue ...]
  * Exits 1 on any mandatory violation, 2 when the stack config is invalid.
  */
 import { parseArgs } from "node:util";
@@ -16,13 +16,21 @@ async function main(): Promise<number> {
       stack: { type: "string", default: "dev" },
       config: { type: "string" },
       json: { type: "boolean", default: false },
+      set: { type: "string", multiple: true, default: [] },
     },
   });
+  // Same what-if overrides as `npm run render -- --set`.
+  const overrides: Record<string, unknown> = {};
+  for (const kv of values.set ?? []) {
+    const eq = kv.indexOf("=");
+    if (eq < 0) throw new Error(`--set expects key=value, got "${kv}"`);
+    overrides[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
   const stack = values.stack!;
   const configFile = values.config ?? stackConfigFile(stack);
   let rendered;
   try {
-    rendered = await renderStack(stack);
+    rendered = await renderStack(stack, overrides);
   } catch (e) {
     if (e instanceof ProgramError && e.cause instanceof ConfigError) {
       process.stderr.write(`${e.cause.message}\n`);
