@@ -171,11 +171,12 @@ function schemaErrors(value: unknown, schema: JsonSchema, at: string): string[] 
 /**
  * The CLI's config reconciliation: schema defaults and each policy's own level, then the file's
  * "all" level, then per-policy levels and properties; finally validation against the schemas.
+ * Like the CLI, config for a policy the pack does not have is ignored; it is returned as a warning.
  */
 export function reconcileConfig(
   policies: PolicyInfo[],
   file: PackConfigFile,
-): Map<string, PolicyConfig> {
+): { config: Map<string, PolicyConfig>; warnings: string[] } {
   const result = new Map<string, PolicyConfig>();
   for (const p of policies) {
     const properties: Record<string, unknown> = {};
@@ -184,6 +185,7 @@ export function reconcileConfig(
     result.set(p.name, { enforcementLevel: p.enforcementLevel, properties });
   }
   const errors: string[] = [];
+  const warnings: string[] = [];
   const levelOf = (key: string, v: unknown): EnforcementLevel | undefined => {
     if (v === undefined) return undefined;
     if (typeof v !== "string" || !VALID_LEVELS.has(v)) {
@@ -201,7 +203,7 @@ export function reconcileConfig(
     if (key === "all") continue;
     const current = result.get(key);
     if (!current) {
-      errors.push(`${key}: no such policy in the pack`);
+      warnings.push(`${key}: no such policy in the pack; its config is ignored`);
       continue;
     }
     if (typeof given === "string") {
@@ -224,7 +226,7 @@ export function reconcileConfig(
     }
   }
   if (errors.length > 0) throw new Error(`invalid policy pack config:\n  ${errors.join("\n  ")}`);
-  return result;
+  return { config: result, warnings };
 }
 
 export function readPackConfig(file: string): PackConfigFile {
@@ -252,6 +254,10 @@ export class PolicyPackServer {
     });
     let stderr = "";
     child.stderr!.on("data", (d) => (stderr += d));
+    // Never outlive the process that started it, even when a caller forgets close().
+    const killChild = () => child.kill();
+    process.once("exit", killChild);
+    child.once("exit", () => process.off("exit", killChild));
     const port = await new Promise<number>((resolve, reject) => {
       let out = "";
       child.stdout!.on("data", (d) => {
@@ -308,9 +314,11 @@ export class PolicyPackServer {
   }
 
   /** Reconciles the per-stack file with the pack's schemas and sends the result (`Configure`). */
-  async configure(file: PackConfigFile): Promise<Map<string, PolicyConfig>> {
+  async configure(
+    file: PackConfigFile,
+  ): Promise<{ config: Map<string, PolicyConfig>; warnings: string[] }> {
     const { policies } = await this.info();
-    const config = reconcileConfig(policies, file);
+    const { config, warnings } = reconcileConfig(policies, file);
     const req = new analyzerPb.ConfigureAnalyzerRequest();
     const map = req.getPolicyconfigMap();
     for (const [name, c] of config) {
@@ -322,7 +330,7 @@ export class PolicyPackServer {
       map.set(name, pc);
     }
     await this.call<analyzerPb.ConfigureAnalyzerRequest, Empty>(this.client.configure, req);
-    return config;
+    return { config, warnings };
   }
 
   async configureStack(stack: string, project: string, dryRun = true): Promise<void> {

@@ -53,7 +53,8 @@ export async function evaluateStack(
   const server = await PolicyPackServer.start();
   try {
     const info = await server.info();
-    await server.configure(readPackConfig(configFile));
+    const { warnings } = await server.configure(readPackConfig(configFile));
+    for (const w of warnings) process.stderr.write(`policy config: ${w}\n`);
     await server.configureStack(stack, project);
     const result = await analyzeAll(server, resources);
     return { pack: `${info.name}@${info.version}`, resources, ...result };

@@ -44,7 +44,12 @@ export function prodConfig(extra: PackConfigFile = {}): PackConfigFile {
 /** Starts the real pack and configures it (prod config unless given). */
 export async function startPack(config: PackConfigFile = prodConfig()): Promise<PolicyPackServer> {
   const server = await PolicyPackServer.start();
-  await server.configure(config);
+  try {
+    await server.configure(config);
+  } catch (e) {
+    server.close();
+    throw e;
+  }
   return server;
 }
 
