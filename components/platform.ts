@@ -9,6 +9,7 @@ import type { PlatformConfig } from "./config/schema";
 import { PlatformNamespace } from "./core/platform-namespace";
 import { PlatformIngress } from "./ingress/platform-ingress";
 import { NetworkPeer, PART_OF } from "./lib/k8s";
+import { Monitoring } from "./monitoring/monitoring";
 
 /** Stable names the manual's runbooks use. */
 export const NAMES = {
@@ -172,8 +173,65 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
       )
     : undefined;
 
+  const secretOrUnset = (v: { value: string } | undefined) =>
+    v === undefined ? undefined : pulumi.secret(v.value);
+  const tls = cfg.ingress.tls;
+  const monitoring = cfg.monitoring.enabled
+    ? new Monitoring("monitoring", {
+        ...placement,
+        namespaceName: cfg.namespace,
+        instance: stack,
+        config: cfg.monitoring,
+        alertEndpoints: {
+          slackApiUrl: secretOrUnset(cfg.alertSlackWebhookUrl),
+          pagerWebhookUrl: secretOrUnset(cfg.alertPagerWebhookUrl),
+          webhookUrl: secretOrUnset(cfg.alertWebhookUrl),
+          smtpPassword: secretOrUnset(cfg.alertSmtpPassword),
+        },
+        apiPort: cfg.api.port,
+        celery: cfg.monitoring.celeryExporter.brokerUrlSecret
+          ? {
+              brokerUrl: {
+                secretName: cfg.monitoring.celeryExporter.brokerUrlSecret.name,
+                key: cfg.monitoring.celeryExporter.brokerUrlSecret.key,
+              },
+              queues: cfg.celery.queues,
+              broker: dataStores.find((p) => p.podLabels?.app === "redis-broker")!,
+            }
+          : undefined,
+        // The PostgreSQL component (separate issue) supplies its replica count when it lands.
+        postgresReplicas: 0,
+        ingress: cfg.ingress.enabled
+          ? {
+              className: cfg.ingress.className,
+              controllerNamespace: cfg.ingress.controllerNamespace,
+              // cert-manager issues one certificate per Ingress, so Grafana gets its own secret.
+              tlsSecretName:
+                tls.mode === "secret"
+                  ? tls.secretName
+                  : tls.mode === "cert-manager"
+                    ? "grafana-tls"
+                    : undefined,
+              annotations:
+                tls.mode === "cert-manager"
+                  ? {
+                      [tls.issuerKind === "ClusterIssuer"
+                        ? "cert-manager.io/cluster-issuer"
+                        : "cert-manager.io/issuer"]: tls.issuer!,
+                    }
+                  : undefined,
+            }
+          : undefined,
+      })
+    : undefined;
+
   return {
     namespace,
+    prometheusUrl: monitoring?.prometheusUrl,
+    alertmanagerUrl: monitoring?.alertmanagerUrl,
+    grafanaUrl: monitoring?.grafanaPublicUrl ?? monitoring?.grafanaUrl,
+    grafanaAdminSecret: monitoring?.grafanaAdminSecret,
+    lokiUrl: monitoring?.lokiUrl,
     apiUrl: api.dnsName.apply((d) => `http://${d}:${api.port}`),
     frontendUrl: frontend.dnsName.apply((d) => `http://${d}:${frontend.port}`),
     celeryDeployment: celery.deploymentName,

@@ -42,8 +42,12 @@ async function main(): Promise<number> {
   }
   const objects = kubernetesObjects(rendered.resources).map(redact);
   if (values.json) {
-    process.stdout.write(
-      JSON.stringify({ resources: rendered.resources, objects, outputs: rendered.outputs }),
+    // Wait for the flush: process.exit() would cut a large write to a pipe short.
+    await new Promise<void>((resolve) =>
+      process.stdout.write(
+        JSON.stringify({ resources: rendered.resources, objects, outputs: rendered.outputs }),
+        () => resolve(),
+      ),
     );
     return 0;
   }

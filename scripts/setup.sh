@@ -27,6 +27,10 @@ if [ "${1:-}" = "--tools" ]; then
   command -v redis-cli >/dev/null || missing+=(redis-tools)
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  # Real exporters the monitoring tests scrape to check the metric catalogue.
+  command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
+  command -v prometheus-postgres-exporter >/dev/null || missing+=(prometheus-postgres-exporter)
+  command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   command -v zstd >/dev/null || missing+=(zstd)
   command -v pigz >/dev/null || missing+=(pigz)
@@ -39,7 +43,8 @@ if [ "${1:-}" = "--tools" ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   # Debian starts the packaged services on install; tests run their own on random ports.
-  for svc in postgresql redis-server prometheus prometheus-alertmanager; do
+  for svc in postgresql redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
+    prometheus-postgres-exporter prometheus-redis-exporter; do
     if command -v service >/dev/null; then service "$svc" stop >/dev/null 2>&1 || true; fi
   done
 fi

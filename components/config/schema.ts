@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { apiSchema, celerySchema, frontendSchema } from "./app";
+import { alertSecretSchemas, monitoringSchema } from "./monitoring";
 import { clusterSchema, ingressSchema, registryPasswordSchema, registrySchema } from "./platform";
 import { dnsLabel } from "./validators";
 
@@ -18,6 +19,8 @@ export const platformSchema = z
     frontend: frontendSchema.prefault({}),
     celery: celerySchema.prefault({}),
     ingress: ingressSchema.prefault({}),
+    monitoring: monitoringSchema.prefault({}),
+    ...alertSecretSchemas,
   })
   .superRefine((c, ctx) => {
     if (c.registry !== undefined && c.registryPassword === undefined) {
@@ -31,6 +34,9 @@ export const platformSchema = z
   });
 
 /** Top-level keys that hold secrets: their values never appear in error messages. */
-export const secretConfigKeys: ReadonlySet<string> = new Set(["registryPassword"]);
+export const secretConfigKeys: ReadonlySet<string> = new Set([
+  "registryPassword",
+  ...Object.keys(alertSecretSchemas),
+]);
 
 export type PlatformConfig = z.output<typeof platformSchema>;

@@ -1,0 +1,356 @@
+import { stringify } from "yaml";
+
+/** Alert severities; `critical` also pages (see alertmanager-config.ts). */
+export type Severity = "critical" | "warning";
+
+/**
+ * Teams that own alerts, after the manual's contacts: devops (系统管理员/网络), backend
+ * (开发负责人: API, frontend, Celery) and dba (数据库管理员: PostgreSQL, Redis, backups).
+ */
+export const TEAMS = ["backend", "dba", "devops"] as const;
+export type Team = (typeof TEAMS)[number];
+
+/**
+ * Which scrape targets (by their `app` label) each team owns. ServiceDown is generated once per
+ * team from this, so a down target pages the team that can fix it. devops owns everything else.
+ */
+const TEAM_APPS: Readonly<Record<Exclude<Team, "devops">, string>> = {
+  backend: "stock-analysis-.*|celery-exporter",
+  dba: "postgresql.*|redis.*",
+};
+
+/** One alerting rule as typed data; rendered to Prometheus rule YAML by {@link renderAlertRules}. */
+export interface AlertRule {
+  readonly alert: string;
+  readonly expr: string;
+  /** Prometheus duration the condition must hold before the alert fires. */
+  readonly for: string;
+  readonly severity: Severity;
+  readonly team: Team;
+  readonly summary: string;
+  readonly description: string;
+  /** Anchor (without `#`) of the section in docs/RUNBOOK.md that says what to do. */
+  readonly runbookAnchor: string;
+  /** Further static labels (e.g. a fixed `app` for aggregated expressions). */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+export interface AlertGroup {
+  readonly name: string;
+  readonly rules: readonly AlertRule[];
+}
+
+export interface AlertRuleOptions {
+  /** Namespace the platform runs in; backup and PVC alerts are scoped to it. */
+  readonly namespace: string;
+  /** URL of docs/RUNBOOK.md as operators open it (anchors are appended). */
+  readonly runbookUrl: string;
+  /** Streaming replicas the PostgreSQL primary must have; 0 disables the replica-missing alert. */
+  readonly postgresReplicas: number;
+  /** Regex (fully anchored by PromQL) matching backup CronJob names. Default `.*backup.*`. */
+  readonly backupCronJobPattern?: string;
+}
+
+const GIB = 1024 * 1024 * 1024;
+/** Replication lag in WAL bytes that warrants a look (a replica this far behind serves stale reads). */
+const REPLICATION_LAG_BYTES = GIB / 8;
+/** 26 h: a daily backup plus two hours of slack. */
+const BACKUP_MAX_AGE_SECONDS = 26 * 3600;
+
+export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
+  const ns = opts.namespace;
+  const backups = opts.backupCronJobPattern ?? ".*backup.*";
+  const cronjobs = `namespace="${ns}", cronjob=~"${backups}"`;
+  const allOwned = Object.values(TEAM_APPS).join("|");
+
+  const serviceDown = (team: Team, selector: string): AlertRule => ({
+    alert: "ServiceDown",
+    expr: `up{${selector}} == 0`,
+    for: "1m",
+    severity: "critical",
+    team,
+    summary: "Scrape target {{ $labels.app }} is down",
+    description:
+      "Prometheus cannot scrape {{ $labels.job }} target {{ $labels.instance }} " +
+      "(pod {{ $labels.pod }}) for more than 1 minute.",
+    runbookAnchor: "servicedown",
+  });
+
+  const groups: AlertGroup[] = [
+    {
+      // The manual's five rules: names, thresholds and `for` kept; expressions aggregated per service
+      // so one incident is one alert, not one per pod/handler.
+      name: "stock-analysis-alerts",
+      rules: [
+        {
+          alert: "HighErrorRate",
+          expr: 'sum by (namespace, app) (rate(http_requests_total{status=~"5.."}[5m])) > 0.05',
+          for: "5m",
+          severity: "critical",
+          team: "backend",
+          summary: "High error rate detected",
+          description:
+            "{{ $labels.app }} answers {{ $value }} 5xx responses/s over the last 5 minutes",
+          runbookAnchor: "higherrorrate",
+        },
+        {
+          alert: "HighResponseTime",
+          expr:
+            "histogram_quantile(0.95, sum by (namespace, app, le) " +
+            "(rate(http_request_duration_seconds_bucket[5m]))) > 2",
+          for: "5m",
+          severity: "warning",
+          team: "backend",
+          summary: "High response time detected",
+          description: "95th percentile response time of {{ $labels.app }} is {{ $value }}s",
+          runbookAnchor: "highresponsetime",
+        },
+        {
+          alert: "DatabaseConnectionHigh",
+          expr: "sum by (namespace, app, server) (pg_stat_activity_count) > 80",
+          for: "2m",
+          severity: "warning",
+          team: "dba",
+          summary: "High database connections",
+          description: "Database {{ $labels.server }} has {{ $value }} connections",
+          runbookAnchor: "databaseconnectionhigh",
+        },
+        {
+          alert: "RedisMemoryHigh",
+          // Without maxmemory (0) the ratio is +Inf; such instances are excluded.
+          expr: "redis_memory_used_bytes / (redis_memory_max_bytes > 0) > 0.9",
+          for: "5m",
+          severity: "critical",
+          team: "dba",
+          summary: "Redis memory usage high",
+          description: "Redis {{ $labels.pod }} memory usage is {{ $value | humanizePercentage }}",
+          runbookAnchor: "redismemoryhigh",
+        },
+        {
+          alert: "CeleryQueueHigh",
+          expr: "celery_queue_length > 1000",
+          for: "5m",
+          severity: "warning",
+          team: "backend",
+          summary: "Celery queue length high",
+          description: "Celery queue {{ $labels.queue_name }} has {{ $value }} pending tasks",
+          runbookAnchor: "celeryqueuehigh",
+        },
+      ],
+    },
+    {
+      name: "service-availability",
+      rules: [
+        serviceDown("backend", `app=~"${TEAM_APPS.backend}"`),
+        serviceDown("dba", `app=~"${TEAM_APPS.dba}"`),
+        serviceDown("devops", `app!~"${allOwned}"`),
+        {
+          alert: "PostgreSQLDown",
+          expr: "pg_up == 0",
+          for: "1m",
+          severity: "critical",
+          team: "dba",
+          summary: "PostgreSQL {{ $labels.pod }} is down",
+          description:
+            "postgres_exporter in {{ $labels.pod }} cannot reach PostgreSQL for 1 minute.",
+          runbookAnchor: "postgresqldown",
+        },
+        {
+          alert: "RedisDown",
+          expr: "redis_up == 0",
+          for: "1m",
+          severity: "critical",
+          team: "dba",
+          summary: "Redis {{ $labels.pod }} is down",
+          description: "redis_exporter in {{ $labels.pod }} cannot reach Redis for 1 minute.",
+          runbookAnchor: "redisdown",
+        },
+      ],
+    },
+    {
+      name: "nodes",
+      rules: [
+        {
+          alert: "HighCPUUsage",
+          expr: '100 - (avg by (instance) (rate(node_cpu_seconds_total{mode="idle"}[5m])) * 100) > 80',
+          for: "10m",
+          severity: "warning",
+          team: "devops",
+          summary: "High CPU usage on {{ $labels.instance }}",
+          description: 'Node {{ $labels.instance }} CPU usage is {{ $value | printf "%.0f" }}%',
+          runbookAnchor: "highcpuusage",
+        },
+        {
+          alert: "HighMemoryUsage",
+          expr: "(1 - node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes) * 100 > 85",
+          for: "5m",
+          severity: "warning",
+          team: "devops",
+          summary: "High memory usage on {{ $labels.instance }}",
+          description: 'Node {{ $labels.instance }} memory usage is {{ $value | printf "%.0f" }}%',
+          runbookAnchor: "highmemoryusage",
+        },
+      ],
+    },
+    {
+      name: "datastores",
+      rules: [
+        {
+          alert: "PostgreSQLReplicationLag",
+          expr:
+            "max by (namespace, app, application_name) (pg_stat_replication_pg_wal_lsn_diff) > " +
+            String(REPLICATION_LAG_BYTES),
+          for: "5m",
+          severity: "warning",
+          team: "dba",
+          summary: "Replica {{ $labels.application_name }} lags behind the primary",
+          description:
+            "Replica {{ $labels.application_name }} is {{ $value | humanize1024 }}B of WAL behind.",
+          runbookAnchor: "postgresqlreplicationlag",
+        },
+        ...(opts.postgresReplicas > 0
+          ? [
+              {
+                alert: "PostgreSQLReplicaMissing",
+                // `or vector(0)` so that losing every replica (no rows at all) still fires.
+                expr:
+                  '(count(pg_stat_replication_pg_wal_lsn_diff{state="streaming"}) or vector(0)) < ' +
+                  String(opts.postgresReplicas),
+                for: "5m",
+                severity: "critical" as const,
+                team: "dba" as const,
+                summary: "PostgreSQL has fewer streaming replicas than configured",
+                description: `Only {{ $value }} of ${opts.postgresReplicas} replicas are streaming from the primary.`,
+                runbookAnchor: "postgresqlreplicamissing",
+                labels: { namespace: ns, app: "postgresql" },
+              },
+            ]
+          : []),
+        {
+          alert: "RedisClusterNotOk",
+          expr: "redis_cluster_state == 0",
+          for: "2m",
+          severity: "critical",
+          team: "dba",
+          summary: "Redis cluster state is not ok",
+          description:
+            "{{ $labels.pod }} reports cluster_state:fail; some hash slots are not served.",
+          runbookAnchor: "redisclusternotok",
+        },
+      ],
+    },
+    {
+      name: "kubernetes",
+      rules: [
+        {
+          alert: "PodCrashLooping",
+          expr:
+            `max_over_time(kube_pod_container_status_waiting_reason{namespace="${ns}", ` +
+            'reason="CrashLoopBackOff"}[5m]) >= 1',
+          for: "15m",
+          severity: "warning",
+          team: "devops",
+          summary: "Pod {{ $labels.pod }} is crash looping",
+          description:
+            "Container {{ $labels.container }} of {{ $labels.pod }} is in CrashLoopBackOff.",
+          runbookAnchor: "podcrashlooping",
+        },
+        pvcFillingUp(ns, "warning", 0.15, "10m"),
+        pvcFillingUp(ns, "critical", 0.05, "5m"),
+      ],
+    },
+    {
+      name: "backups",
+      rules: [
+        {
+          alert: "BackupJobFailed",
+          expr: `max by (namespace, job_name) (kube_job_status_failed{namespace="${ns}", job_name=~"${backups}"}) > 0`,
+          for: "1m",
+          severity: "critical",
+          team: "dba",
+          summary: "Backup job {{ $labels.job_name }} failed",
+          description:
+            "Job {{ $labels.job_name }} has failed pods; the last backup did not complete.",
+          runbookAnchor: "backupjobfailed",
+        },
+        {
+          alert: "BackupTooOld",
+          // Age of the last success; a CronJob that never succeeded counts from its creation.
+          expr:
+            `time() - (max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{${cronjobs}}) ` +
+            `or max by (namespace, cronjob) (kube_cronjob_created{${cronjobs}})) > ${BACKUP_MAX_AGE_SECONDS}`,
+          for: "10m",
+          severity: "critical",
+          team: "dba",
+          summary: "No successful backup from {{ $labels.cronjob }} in 26 hours",
+          description:
+            "CronJob {{ $labels.cronjob }} has not succeeded for {{ $value | humanizeDuration }}.",
+          runbookAnchor: "backuptooold",
+        },
+      ],
+    },
+    {
+      name: "tls",
+      rules: [tlsExpiring("warning", 14, "1h"), tlsExpiring("critical", 3, "10m")],
+    },
+  ];
+  return groups;
+}
+
+function pvcFillingUp(
+  namespace: string,
+  severity: Severity,
+  freeRatio: number,
+  forDur: string,
+): AlertRule {
+  return {
+    alert: "PVCFillingUp",
+    expr:
+      `kubelet_volume_stats_available_bytes{namespace="${namespace}"} / ` +
+      `kubelet_volume_stats_capacity_bytes{namespace="${namespace}"} < ${freeRatio}`,
+    for: forDur,
+    severity,
+    team: "devops",
+    summary: "Volume {{ $labels.persistentvolumeclaim }} is filling up",
+    description:
+      "PVC {{ $labels.persistentvolumeclaim }} has only {{ $value | humanizePercentage }} free.",
+    runbookAnchor: "pvcfillingup",
+  };
+}
+
+function tlsExpiring(severity: Severity, days: number, forDur: string): AlertRule {
+  return {
+    alert: "TLSCertificateExpiring",
+    expr: `(nginx_ingress_controller_ssl_expire_time_seconds - time()) / 86400 < ${days}`,
+    for: forDur,
+    severity,
+    team: "devops",
+    summary: "TLS certificate for {{ $labels.host }} expires soon",
+    description:
+      'The certificate served for {{ $labels.host }} expires in {{ $value | printf "%.1f" }} days.',
+    runbookAnchor: "tlscertificateexpiring",
+  };
+}
+
+/** The Prometheus rule file (YAML) for the given groups. */
+export function renderAlertRules(groups: readonly AlertGroup[], runbookUrl: string): string {
+  return stringify(
+    {
+      groups: groups.map((g) => ({
+        name: g.name,
+        rules: g.rules.map((r) => ({
+          alert: r.alert,
+          expr: r.expr,
+          for: r.for,
+          labels: { severity: r.severity, team: r.team, ...r.labels },
+          annotations: {
+            summary: r.summary,
+            description: r.description,
+            runbook_url: `${runbookUrl}#${r.runbookAnchor}`,
+          },
+        })),
+      })),
+    },
+    { lineWidth: 0 },
+  );
+}

@@ -1,0 +1,103 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { MonitoringConfig } from "../config/monitoring";
+import {
+  ClusterPlacement,
+  restrictedContainerSecurity,
+  restrictedPodSecurity,
+  selectorLabels,
+  toResourceRequirements,
+  workloadLabels,
+} from "../lib/k8s";
+import { monitoringNetworkPolicy } from "./k8s";
+
+export interface NodeExporterArgs extends ClusterPlacement {
+  instance: string;
+  config: MonitoringConfig["nodeExporter"];
+  port: number;
+}
+
+const NAME = "node-exporter";
+
+/**
+ * node_exporter on every node. It needs the host's /proc, /sys and root filesystem (read-only)
+ * and the host network namespace for NIC statistics; it still runs as nobody with no
+ * capabilities. Tolerates every taint so control-plane nodes are covered too.
+ */
+export class NodeExporter extends pulumi.ComponentResource {
+  constructor(name: string, args: NodeExporterArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("stock-analysis:monitoring:NodeExporter", name, {}, opts);
+    const child = { parent: this, provider: args.provider };
+    const labels = workloadLabels(NAME, "monitoring", args.instance);
+    const selector = selectorLabels(NAME);
+    const meta = { name: NAME, namespace: args.namespace, labels };
+
+    const sa = new k8s.core.v1.ServiceAccount(
+      `${NAME}-sa`,
+      { metadata: meta, automountServiceAccountToken: false },
+      child,
+    );
+    const host = (n: string, path: string) => ({ name: n, hostPath: { path } });
+    new k8s.apps.v1.DaemonSet(
+      NAME,
+      {
+        metadata: meta,
+        spec: {
+          selector: { matchLabels: selector },
+          updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+          template: {
+            metadata: { labels },
+            spec: {
+              serviceAccountName: sa.metadata.name,
+              automountServiceAccountToken: false,
+              hostNetwork: true,
+              hostPID: false,
+              dnsPolicy: "ClusterFirstWithHostNet",
+              securityContext: restrictedPodSecurity(65534),
+              tolerations: [{ operator: "Exists" }],
+              containers: [
+                {
+                  name: NAME,
+                  image: args.config.image,
+                  args: [
+                    `--web.listen-address=:${args.port}`,
+                    "--path.procfs=/host/proc",
+                    "--path.sysfs=/host/sys",
+                    "--path.rootfs=/host/root",
+                    "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|run|var/lib/kubelet/.+)($|/)",
+                  ],
+                  ports: [{ name: "http", containerPort: args.port, hostPort: args.port }],
+                  readinessProbe: { httpGet: { path: "/", port: "http" }, periodSeconds: 10 },
+                  resources: toResourceRequirements(args.config.resources),
+                  securityContext: restrictedContainerSecurity(true),
+                  volumeMounts: [
+                    { name: "proc", mountPath: "/host/proc", readOnly: true },
+                    { name: "sys", mountPath: "/host/sys", readOnly: true },
+                    {
+                      name: "root",
+                      mountPath: "/host/root",
+                      readOnly: true,
+                      mountPropagation: "HostToContainer",
+                    },
+                  ],
+                },
+              ],
+              volumes: [host("proc", "/proc"), host("sys", "/sys"), host("root", "/")],
+            },
+          },
+        },
+      },
+      child,
+    );
+    // No effect on host-network pods, but states the intended peers (and applies if hostNetwork
+    // is ever dropped): only Prometheus scrapes, nothing is reached.
+    monitoringNetworkPolicy(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: { ingressFrom: [{ podLabels: { app: "prometheus" }, ports: [args.port] }] },
+    });
+    this.registerOutputs({});
+  }
+}

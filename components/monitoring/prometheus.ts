@@ -1,0 +1,227 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { MonitoringConfig } from "../config/monitoring";
+import {
+  ClusterPlacement,
+  restrictedContainerSecurity,
+  restrictedPodSecurity,
+  selectorLabels,
+  toResourceRequirements,
+  workloadLabels,
+} from "../lib/k8s";
+import { CLUSTER_API_PORTS, checksum, monitoringNetworkPolicy } from "./k8s";
+import { renderPrometheusConfig, type ScrapeTarget } from "./prometheus-config";
+
+export interface PrometheusArgs extends ClusterPlacement {
+  /** Plain namespace name (scrape discovery and RBAC need it before apply). */
+  namespaceName: string;
+  /** app.kubernetes.io/instance: the stack name. */
+  instance: string;
+  config: MonitoringConfig["prometheus"];
+  /** The alert rule file (YAML), mounted from a ConfigMap. */
+  rulesYaml: string;
+  targets: ScrapeTarget[];
+  alertmanagerPort: number;
+  /** node-exporter runs on the host network, so its port is allowed by port, not pod label. */
+  nodeExporterPort: number;
+  /** ingress-nginx controller to scrape for TLS expiry; omitted when the platform has no ingress. */
+  ingressNginx?: { namespace: string; port: number };
+}
+
+const NAME = "prometheus";
+const PORT = 9090;
+const RULES_DIR = "/etc/prometheus/rules";
+
+/**
+ * Prometheus as a single-replica StatefulSet with its TSDB on a PVC, config and rules from
+ * ConfigMaps (a content checksum rolls the pod on change), and RBAC limited to discovery: pods in
+ * the platform (and ingress-nginx) namespace, nodes and node metrics cluster-wide.
+ */
+export class Prometheus extends pulumi.ComponentResource {
+  public readonly serviceName: pulumi.Output<string>;
+  /** `http://prometheus.<ns>.svc:9090` */
+  public readonly url: pulumi.Output<string>;
+
+  constructor(name: string, args: PrometheusArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("stock-analysis:monitoring:Prometheus", name, {}, opts);
+    const child = { parent: this, provider: args.provider };
+    const labels = workloadLabels(NAME, "monitoring", args.instance);
+    const selector = selectorLabels(NAME);
+    const meta = (n: string) => ({ name: n, namespace: args.namespace, labels });
+
+    const configYaml = renderPrometheusConfig({
+      namespace: args.namespaceName,
+      rulesDir: RULES_DIR,
+      alertmanagerPort: args.alertmanagerPort,
+      targets: args.targets,
+      ingressNginx: args.ingressNginx,
+    });
+    const config = new k8s.core.v1.ConfigMap(
+      `${NAME}-config`,
+      { metadata: meta(`${NAME}-config`), data: { "prometheus.yml": configYaml } },
+      child,
+    );
+    const rules = new k8s.core.v1.ConfigMap(
+      `${NAME}-rules`,
+      { metadata: meta(`${NAME}-rules`), data: { "alert_rules.yml": args.rulesYaml } },
+      child,
+    );
+
+    const sa = new k8s.core.v1.ServiceAccount(`${NAME}-sa`, { metadata: meta(NAME) }, child);
+    // Discovery reads pods only where we scrape: a Role per namespace, not a cluster-wide grant.
+    const discoveryNamespaces = [
+      args.namespaceName,
+      ...(args.ingressNginx ? [args.ingressNginx.namespace] : []),
+    ];
+    for (const ns of discoveryNamespaces) {
+      const role = new k8s.rbac.v1.Role(
+        `${NAME}-discovery-${ns}`,
+        {
+          metadata: { name: `${NAME}-discovery`, namespace: ns, labels },
+          rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }],
+        },
+        child,
+      );
+      new k8s.rbac.v1.RoleBinding(
+        `${NAME}-discovery-${ns}`,
+        {
+          metadata: { name: `${NAME}-discovery`, namespace: ns, labels },
+          roleRef: {
+            apiGroup: "rbac.authorization.k8s.io",
+            kind: "Role",
+            name: role.metadata.name,
+          },
+          subjects: [{ kind: "ServiceAccount", name: sa.metadata.name, namespace: args.namespace }],
+        },
+        child,
+      );
+    }
+    // Nodes are cluster-scoped: kubelet/cAdvisor discovery and their metrics endpoints.
+    const nodeRole = new k8s.rbac.v1.ClusterRole(
+      `${NAME}-nodes`,
+      {
+        metadata: { name: `${args.namespaceName}-${NAME}-nodes`, labels },
+        rules: [
+          { apiGroups: [""], resources: ["nodes"], verbs: ["get", "list", "watch"] },
+          { apiGroups: [""], resources: ["nodes/metrics"], verbs: ["get"] },
+        ],
+      },
+      child,
+    );
+    new k8s.rbac.v1.ClusterRoleBinding(
+      `${NAME}-nodes`,
+      {
+        metadata: { name: `${args.namespaceName}-${NAME}-nodes`, labels },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: nodeRole.metadata.name,
+        },
+        subjects: [{ kind: "ServiceAccount", name: sa.metadata.name, namespace: args.namespace }],
+      },
+      child,
+    );
+
+    const service = new k8s.core.v1.Service(
+      `${NAME}-svc`,
+      {
+        metadata: meta(NAME),
+        spec: { selector, ports: [{ name: "http", port: PORT, targetPort: "http" }] },
+      },
+      child,
+    );
+
+    new k8s.apps.v1.StatefulSet(
+      NAME,
+      {
+        metadata: meta(NAME),
+        spec: {
+          serviceName: NAME,
+          replicas: 1,
+          selector: { matchLabels: selector },
+          template: {
+            metadata: {
+              labels,
+              annotations: { "checksum/config": checksum(configYaml, args.rulesYaml) },
+            },
+            spec: {
+              serviceAccountName: sa.metadata.name,
+              securityContext: restrictedPodSecurity(65534),
+              containers: [
+                {
+                  name: NAME,
+                  image: args.config.image,
+                  args: [
+                    "--config.file=/etc/prometheus/prometheus.yml",
+                    "--storage.tsdb.path=/prometheus",
+                    `--storage.tsdb.retention.time=${args.config.retention}`,
+                    "--web.console.libraries=/usr/share/prometheus/console_libraries",
+                    "--web.console.templates=/usr/share/prometheus/consoles",
+                  ],
+                  ports: [{ name: "http", containerPort: PORT }],
+                  readinessProbe: {
+                    httpGet: { path: "/-/ready", port: "http" },
+                    periodSeconds: 10,
+                  },
+                  livenessProbe: {
+                    httpGet: { path: "/-/healthy", port: "http" },
+                    periodSeconds: 30,
+                    failureThreshold: 5,
+                  },
+                  resources: toResourceRequirements(args.config.resources),
+                  securityContext: restrictedContainerSecurity(true),
+                  volumeMounts: [
+                    {
+                      name: "config",
+                      mountPath: "/etc/prometheus/prometheus.yml",
+                      subPath: "prometheus.yml",
+                    },
+                    { name: "rules", mountPath: RULES_DIR },
+                    { name: "data", mountPath: "/prometheus" },
+                  ],
+                },
+              ],
+              volumes: [
+                { name: "config", configMap: { name: config.metadata.name } },
+                { name: "rules", configMap: { name: rules.metadata.name } },
+              ],
+            },
+          },
+          volumeClaimTemplates: [
+            {
+              metadata: { name: "data", labels },
+              spec: {
+                accessModes: ["ReadWriteOnce"],
+                storageClassName: args.config.storageClass,
+                resources: { requests: { storage: args.config.storage } },
+              },
+            },
+          ],
+        },
+      },
+      child,
+    );
+
+    monitoringNetworkPolicy(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: {
+        ingressFrom: [{ podLabels: { app: "grafana" }, ports: [PORT] }],
+        egressTo: [
+          // Scrape targets and Alertmanager in the namespace, on whatever port they expose.
+          { ports: [] },
+          ...(args.ingressNginx
+            ? [{ namespace: args.ingressNginx.namespace, ports: [args.ingressNginx.port] }]
+            : []),
+        ],
+      },
+      hostPorts: [...CLUSTER_API_PORTS, args.nodeExporterPort],
+    });
+
+    this.serviceName = service.metadata.name;
+    this.url = pulumi.interpolate`http://${service.metadata.name}.${args.namespace}.svc:${PORT}`;
+    this.registerOutputs({ serviceName: this.serviceName, url: this.url });
+  }
+}

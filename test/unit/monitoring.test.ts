@@ -1,0 +1,274 @@
+/**
+ * The Monitoring component as rendered for dev and prod (Pulumi mocks): sizes, retention, HA,
+ * secrets, RBAC scope, stable names; and the shipped rule/config payloads pass promtool/amtool.
+ */
+import assert from "node:assert/strict";
+import { rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { before, describe, it } from "node:test";
+import { parse } from "yaml";
+import { cpuToMillicores, memoryToBytes } from "../../components/config/validators";
+import type { K8sObject } from "../../scripts/lib/render-stack";
+import { podSpecOf } from "../../scripts/lib/summary";
+import { checkedForDebianPromtool, run, tempDir } from "../helpers/monitoring-daemons";
+import { RenderResult, find, render } from "../helpers/render";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Any = any;
+const stacks: Record<string, RenderResult> = {};
+const MONITORING = [
+  "prometheus",
+  "alertmanager",
+  "grafana",
+  "loki",
+  "log-agent",
+  "kube-state-metrics",
+  "node-exporter",
+];
+const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet"]);
+
+before(async () => {
+  const [dev, prod, off, celery] = await Promise.all([
+    render("dev"),
+    render("prod"),
+    render("dev", { monitoring: { enabled: false } }),
+    render("dev", {
+      monitoring: {
+        celeryExporter: { brokerUrlSecret: { name: "stock-analysis-broker", key: "url" } },
+      },
+    }),
+  ]);
+  Object.assign(stacks, { dev, prod, off, celery });
+});
+
+const workload = (stack: string, name: string) =>
+  stacks[stack].objects.find((o) => WORKLOAD_KINDS.has(o.kind) && o.metadata.name === name)!;
+const containerOf = (o: K8sObject) => (podSpecOf(o) as Any).containers[0];
+const args = (o: K8sObject): string[] => containerOf(o).args ?? [];
+const configMapData = (stack: string, name: string) =>
+  find(stacks[stack].objects, "ConfigMap", name).data as Record<string, string>;
+/** Unredacted Secret payload (from the mock engine's inputs, never printed). */
+const secretData = (stack: string, name: string) =>
+  stacks[stack].resources.find(
+    (r) => r.type === "kubernetes:core/v1:Secret" && (r.inputs as Any).metadata.name === name,
+  )!.inputs.stringData as Record<string, string>;
+
+describe("monitoring in prod", () => {
+  it("Prometheus: StatefulSet with a PVC and 30 days retention", () => {
+    const p = workload("prod", "prometheus");
+    assert.equal(p.kind, "StatefulSet");
+    assert.ok(args(p).includes("--storage.tsdb.retention.time=30d"));
+    const pvc = (p.spec as Any).volumeClaimTemplates[0];
+    assert.equal(pvc.spec.resources.requests.storage, "100Gi");
+    assert.ok(
+      containerOf(p).volumeMounts.some(
+        (m: Any) => m.name === "data" && m.mountPath === "/prometheus",
+      ),
+    );
+  });
+
+  it("Alertmanager: two replicas gossiping over the headless service, PDB", () => {
+    const am = workload("prod", "alertmanager");
+    assert.equal((am.spec as Any).replicas, 2);
+    const peers = args(am).filter((a) => a.startsWith("--cluster.peer="));
+    assert.deepEqual(peers, [
+      "--cluster.peer=alertmanager-0.alertmanager-headless:9094",
+      "--cluster.peer=alertmanager-1.alertmanager-headless:9094",
+    ]);
+    assert.equal(
+      (find(stacks.prod.objects, "Service", "alertmanager-headless").spec as Any).clusterIP,
+      "None",
+    );
+    find(stacks.prod.objects, "PodDisruptionBudget", "alertmanager");
+  });
+
+  it("Loki keeps logs 7 days; the agent ships this namespace to the loki service", () => {
+    const loki = parse(configMapData("prod", "loki-config")["loki.yaml"]) as Any;
+    assert.equal(loki.limits_config.retention_period, "168h");
+    assert.equal(loki.compactor.retention_enabled, true);
+    const alloy = configMapData("prod", "log-agent-config")["config.alloy"];
+    assert.match(alloy, /url = "http:\/\/loki\.stock-analysis\.svc:3100\/loki\/api\/v1\/push"/);
+    assert.equal(workload("prod", "loki").kind, "StatefulSet");
+    assert.equal(
+      workload("prod", "loki").metadata.annotations?.["logs.stock-analysis.io/retention-days"],
+      "7",
+    );
+  });
+
+  it("stable service names: prometheus, alertmanager, grafana, loki", () => {
+    for (const [name, port] of [
+      ["prometheus", 9090],
+      ["alertmanager", 9093],
+      ["grafana", 3000],
+      ["loki", 3100],
+    ] as const) {
+      const svc = find(stacks.prod.objects, "Service", name);
+      assert.equal((svc.spec as Any).ports[0].port, port, name);
+      assert.deepEqual((svc.spec as Any).selector, { app: name });
+    }
+    assert.equal(stacks.prod.outputs.prometheusUrl, "http://prometheus.stock-analysis.svc:9090");
+    assert.equal(stacks.prod.outputs.grafanaUrl, "https://grafana.stockanalysis.com");
+  });
+
+  it("Grafana: admin password generated and read from a Secret; published through the ingress", () => {
+    const env = containerOf(workload("prod", "grafana")).env as Any[];
+    const pw = env.find((e) => e.name === "GF_SECURITY_ADMIN_PASSWORD");
+    assert.deepEqual(pw.valueFrom.secretKeyRef, { name: "grafana-admin", key: "password" });
+    assert.ok(!env.some((e) => typeof e.value === "string" && e.value.startsWith("MOCK-SECRET")));
+    assert.ok(
+      stacks.prod.resources.some(
+        (r) =>
+          r.type === "random:index/randomPassword:RandomPassword" &&
+          r.name === "grafana-admin-password",
+      ),
+    );
+    assert.match(secretData("prod", "grafana-admin").password, /^MOCK-SECRET-/);
+    const ing = find(stacks.prod.objects, "Ingress", "grafana").spec as Any;
+    assert.equal(ing.rules[0].host, "grafana.stockanalysis.com");
+    assert.deepEqual(ing.tls[0], {
+      hosts: ["grafana.stockanalysis.com"],
+      secretName: "grafana-tls",
+    });
+  });
+
+  it("rules and dashboards are in ConfigMaps; the Alertmanager config only in a Secret", () => {
+    const rules = configMapData("prod", "prometheus-rules")["alert_rules.yml"];
+    for (const a of [
+      "HighErrorRate",
+      "HighResponseTime",
+      "DatabaseConnectionHigh",
+      "RedisMemoryHigh",
+      "CeleryQueueHigh",
+      "ServiceDown",
+      "BackupTooOld",
+    ])
+      assert.match(rules, new RegExp(`alert: ${a}\\n`));
+    const dashboards = configMapData("prod", "grafana-dashboards");
+    assert.deepEqual(Object.keys(dashboards).sort(), [
+      "stock-analysis-api.json",
+      "stock-analysis-infra.json",
+      "stock-analysis-overview.json",
+    ]);
+    assert.ok(secretData("prod", "alertmanager-config")["alertmanager.yml"].includes("receivers:"));
+    for (const cm of stacks.prod.objects.filter((o) => o.kind === "ConfigMap"))
+      assert.ok(
+        !JSON.stringify(cm.data).includes("smtp_smarthost"),
+        `${cm.metadata.name} holds alerting config`,
+      );
+    const alertmanagerConfig = stacks.prod.resources.find(
+      (r) => r.type === "kubernetes:core/v1:Secret" && r.name === "alertmanager-config",
+    )!;
+    assert.ok(alertmanagerConfig.secretPaths.some((p) => p.startsWith("stringData")));
+  });
+
+  it("RBAC is least privilege: read-only verbs, no secrets, cluster scope only for nodes", () => {
+    const roles = stacks.prod.objects.filter((o) => o.kind === "Role" || o.kind === "ClusterRole");
+    assert.ok(roles.length >= 4);
+    for (const r of roles) {
+      for (const rule of (r as Any).rules) {
+        for (const v of rule.verbs)
+          assert.ok(["get", "list", "watch"].includes(v), `${r.metadata.name}: ${v}`);
+        assert.ok(
+          !rule.resources.includes("secrets") && !rule.resources.includes("*"),
+          r.metadata.name,
+        );
+        if (r.kind === "ClusterRole")
+          for (const res of rule.resources)
+            assert.ok(["nodes", "nodes/metrics"].includes(res), `${r.metadata.name}: ${res}`);
+      }
+    }
+  });
+
+  it("the shipped rules and prometheus.yml pass promtool; the Alertmanager config passes amtool", () => {
+    const dir = tempDir("mon-unit-");
+    try {
+      writeFileSync(
+        join(dir, "rules.yml"),
+        configMapData("prod", "prometheus-rules")["alert_rules.yml"],
+      );
+      const r = run("promtool", ["check", "rules", join(dir, "rules.yml")]);
+      assert.equal(r.status, 0, r.output);
+      // prometheus.yml loads the rules from its in-pod path and reads the service-account files.
+      const promYaml = configMapData("prod", "prometheus-config")["prometheus.yml"];
+      const shipped = promYaml
+        .replace("/etc/prometheus/rules/*.yml", join(dir, "*.yml"))
+        .replaceAll("/var/run/secrets/kubernetes.io/serviceaccount", dir);
+      writeFileSync(join(dir, "token"), "t");
+      writeFileSync(join(dir, "ca.crt"), "");
+      writeFileSync(join(dir, "prometheus.cfg"), checkedForDebianPromtool(shipped));
+      const p = run("promtool", ["check", "config", join(dir, "prometheus.cfg")]);
+      assert.equal(p.status, 0, p.output);
+      assert.match(p.output, /SUCCESS: 1 rule files found/);
+      writeFileSync(
+        join(dir, "am.yml"),
+        secretData("prod", "alertmanager-config")["alertmanager.yml"],
+      );
+      const a = run("amtool", ["check-config", join(dir, "am.yml")]);
+      assert.equal(a.status, 0, a.output);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("monitoring in dev", () => {
+  it("is tiny: monitoring requests at most 400m CPU and 1Gi memory", () => {
+    let cpu = 0;
+    let mem = 0;
+    for (const name of MONITORING) {
+      const o = workload("dev", name);
+      assert.ok(o, `no workload ${name}`);
+      const replicas = (o.spec as Any).replicas ?? 1;
+      for (const c of [
+        ...((podSpecOf(o) as Any).initContainers ?? []),
+        ...(podSpecOf(o) as Any).containers,
+      ]) {
+        cpu += replicas * cpuToMillicores(c.resources.requests.cpu)!;
+        mem += replicas * memoryToBytes(c.resources.requests.memory)!;
+      }
+    }
+    assert.ok(cpu <= 400, `monitoring requests ${cpu}m CPU`);
+    assert.ok(mem <= 2 ** 30, `monitoring requests ${mem / 2 ** 20}Mi`);
+  });
+
+  it("a single Alertmanager with clustering off", () => {
+    const am = workload("dev", "alertmanager");
+    assert.equal((am.spec as Any).replicas, 1);
+    assert.ok(args(am).includes("--cluster.listen-address="));
+  });
+
+  it("every monitoring container is hardened and sized", () => {
+    for (const name of [...MONITORING, "celery-exporter"]) {
+      for (const c of (podSpecOf(workload("celery", name)) as Any).containers) {
+        const s = c.securityContext;
+        assert.equal(s.allowPrivilegeEscalation, false, name);
+        assert.deepEqual(s.capabilities.drop, ["ALL"], name);
+        assert.equal(s.readOnlyRootFilesystem, true, name);
+        assert.equal(s.runAsNonRoot, true, name);
+        assert.ok(c.resources.requests && c.resources.limits.memory, name);
+        assert.doesNotMatch(c.image, /:latest$|^[^:]+$/, name);
+      }
+    }
+  });
+
+  it("no Celery exporter without a broker Secret; with one it reads CE_BROKER_URL from it", () => {
+    assert.equal(workload("dev", "celery-exporter"), undefined);
+    const ce = workload("celery", "celery-exporter");
+    const c = containerOf(ce);
+    assert.deepEqual(c.env, [
+      {
+        name: "CE_BROKER_URL",
+        valueFrom: { secretKeyRef: { name: "stock-analysis-broker", key: "url" } },
+      },
+    ]);
+    assert.ok(c.args.includes("--port=9808") && c.args.includes("--queues=celery"));
+    const np = find(stacks.celery.objects, "NetworkPolicy", "celery-exporter-allow").spec as Any;
+    assert.deepEqual(np.egress[0].to[0].podSelector.matchLabels, { app: "redis-broker" });
+    assert.deepEqual(np.ingress[0].from[0].podSelector.matchLabels, { app: "prometheus" });
+  });
+
+  it("monitoring.enabled=false renders none of it", () => {
+    for (const name of MONITORING) assert.equal(workload("off", name), undefined, name);
+    assert.equal(stacks.off.outputs.prometheusUrl, undefined);
+  });
+});
