@@ -11,6 +11,7 @@ import {
   WORKLOAD_TYPES,
   Workload,
   containersOf,
+  labelsOf,
   metadataOf,
   selectorMatches,
   selectsAll,
@@ -378,6 +379,69 @@ export const workloadNetworkPolicy = stackPolicy({
   },
 });
 
+/** What a Pod Security Standard level forbids, as `<problem>` strings for one workload. */
+function podSecurityProblems(w: Workload, level: "baseline" | "restricted"): string[] {
+  const problems: string[] = [];
+  const spec = w.podSpec;
+  if (!spec) return problems;
+  for (const field of ["hostNetwork", "hostPID", "hostIPC"])
+    if (spec[field] === true) problems.push(`${field}: true`);
+  for (const v of arr(spec.volumes))
+    if (!absent(obj(v)?.hostPath)) problems.push(`hostPath volume "${String(obj(v)?.name)}"`);
+  for (const c of containersOf(w)) {
+    const sc = obj(c.container.securityContext) ?? {};
+    if (sc.privileged === true) problems.push(`${c.label} privileged`);
+    for (const p of arr(c.container.ports)) {
+      const hostPort = obj(p)?.hostPort;
+      if (typeof hostPort === "number" && hostPort !== 0)
+        problems.push(`${c.label} hostPort ${hostPort}`);
+    }
+    if (level !== "restricted") continue;
+    if (sc.allowPrivilegeEscalation !== false && !isUnknown(sc.allowPrivilegeEscalation))
+      problems.push(`${c.label} without allowPrivilegeEscalation: false`);
+    const caps = at(sc, "capabilities");
+    if (!isUnknown(caps) && !isUnknown(at(caps, "drop")) && !arr(at(caps, "drop")).includes("ALL"))
+      problems.push(`${c.label} not dropping ALL capabilities`);
+    const nonRoot = effective(w, c, "runAsNonRoot");
+    if (nonRoot !== true && !isUnknown(nonRoot))
+      problems.push(`${c.label} without runAsNonRoot: true`);
+    const seccomp = at(effective(w, c, "seccompProfile"), "type");
+    if (seccomp !== "RuntimeDefault" && seccomp !== "Localhost" && !isUnknown(seccomp))
+      problems.push(`${c.label} without a RuntimeDefault seccomp profile`);
+  }
+  return problems;
+}
+
+const PSA_ENFORCE = "pod-security.kubernetes.io/enforce";
+
+export const namespacePodSecurity = stackPolicy({
+  name: "namespace-pod-security",
+  description:
+    "Pods satisfy the Pod Security Standard their namespace enforces; otherwise admission rejects them at apply time (preview cannot see that).",
+  check(objects, _config, report) {
+    const levels = new Map<string, string>();
+    for (const o of objects) {
+      if (o.type !== NAMESPACE) continue;
+      const name = str(metadataOf(o.props).name);
+      const level = str(labelsOf(metadataOf(o.props))[PSA_ENFORCE]);
+      if (name && level) levels.set(name, level);
+    }
+    for (const o of objects) {
+      if (!WORKLOAD_TYPES.includes(o.type) || o.exempt !== undefined) continue;
+      const ns = namespaceOf(o);
+      const level = ns ? levels.get(ns) : undefined;
+      if (level !== "restricted" && level !== "baseline") continue;
+      const problems = podSecurityProblems(workloadOf(o.type, o.props)!, level);
+      if (problems.length > 0)
+        report(
+          o,
+          `namespace "${ns}" enforces the ${level} Pod Security Standard, which rejects these pods (${problems.join("; ")})`,
+          `make the pods comply, or run the workload in its own namespace labelled ${PSA_ENFORCE}: privileged (with its own default-deny NetworkPolicy)`,
+        );
+    }
+  },
+});
+
 export const securityPolicies = [
   runAsNonRoot,
   noPrivilegeEscalation,
@@ -391,4 +455,5 @@ export const securityPolicies = [
   serviceAccountToken,
   defaultDenyNetworkPolicy,
   workloadNetworkPolicy,
+  namespacePodSecurity,
 ];

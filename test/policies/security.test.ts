@@ -317,3 +317,57 @@ describe("security policies", () => {
     );
   });
 });
+
+describe("namespace-pod-security", () => {
+  let pack: PolicyPackServer;
+  before(async () => {
+    // Host access is exempted from no-host-access here: admission still rejects it.
+    pack = await startPack(
+      prodConfig({
+        ...MONITORING_EXEMPTIONS,
+        "no-host-access": { exemptions: { "Deployment/web": "node agent" } },
+        "no-privileged-containers": { exemptions: { "Deployment/web": "node agent" } },
+      }),
+    );
+  });
+  after(() => pack?.close());
+
+  const restricted = (objects: ReturnType<typeof compliantStack>) =>
+    objects.map((o) =>
+      o.kind === "Namespace"
+        ? {
+            ...o,
+            metadata: {
+              ...o.metadata,
+              labels: {
+                ...(o.metadata.labels as object),
+                "pod-security.kubernetes.io/enforce": "restricted",
+              },
+            },
+          }
+        : o,
+    );
+
+  it("reports pods the namespace's Pod Security admission would reject", async () => {
+    await expectViolation(
+      pack,
+      restricted(web((o) => (pod(o).hostNetwork = true))),
+      "namespace-pod-security",
+      "Deployment/web",
+      /enforces the restricted Pod Security Standard, which rejects these pods \(hostNetwork: true\)/,
+    );
+    await expectViolation(
+      pack,
+      restricted(web((o) => (webSc(o).privileged = true))),
+      "namespace-pod-security",
+      "Deployment/web",
+      /container "web" privileged/,
+    );
+  });
+  it("accepts host access in a namespace that does not enforce a standard", async () => {
+    await expectClean(
+      pack,
+      web((o) => (pod(o).hostNetwork = true)),
+    );
+  });
+});
