@@ -5,7 +5,8 @@
  * Contract for component authors (docs/ARCHITECTURE.md, "Policies"):
  * - a backup CronJob carries the label `backup.stock-analysis.io/target: <data set>` and the
  *   annotation `backup.stock-analysis.io/retention-days: "<days>"`; when its containers get the
- *   retention through the env var `BACKUP_RETENTION_DAYS`, the value must equal the annotation;
+ *   retention through an env var (`BACKUP_RETENTION_DAYS`, or any `*RETENTION_DAYS`), the value
+ *   must equal the annotation;
  * - a StatefulSet's data set is its `backup.stock-analysis.io/target` label, else its `app` label;
  * - Prometheus retention is read from its `--storage.tsdb.retention.time` argument;
  * - a Loki workload carries `logs.stock-analysis.io/retention-days: "<days>"`.
@@ -29,6 +30,8 @@ import { Obj, absent, arr, at, isUnknown, obj, str } from "./lib/values";
 export const BACKUP_TARGET_LABEL = "backup.stock-analysis.io/target";
 export const BACKUP_RETENTION_ANNOTATION = "backup.stock-analysis.io/retention-days";
 export const BACKUP_RETENTION_ENV = "BACKUP_RETENTION_DAYS";
+/** Env vars that carry a backup script's retention (`BACKUP_RETENTION_DAYS`, `RETENTION_DAYS`, …). */
+const RETENTION_ENV = /(^|_)RETENTION_DAYS$/;
 export const LOG_RETENTION_ANNOTATION = "logs.stock-analysis.io/retention-days";
 const PROMETHEUS_RETENTION_FLAG = "--storage.tsdb.retention.time";
 /** What Prometheus keeps when the flag is absent. */
@@ -85,12 +88,13 @@ export const backupRetention = resourcePolicy<BackupRetentionConfig>({
     for (const c of containersOf(workloadOf(type, props)!)) {
       for (const e of arr(c.container.env)) {
         const env = obj(e);
-        if (str(env?.name) !== BACKUP_RETENTION_ENV) continue;
+        const name = str(env?.name);
+        if (!name || !RETENTION_ENV.test(name)) continue;
         const value = str(env?.value);
         if (value !== undefined && parseDays(value) !== days)
           report(
-            `${c.label} runs with ${BACKUP_RETENTION_ENV}=${value} but the CronJob declares ${days} days`,
-            `derive both ${BACKUP_RETENTION_ENV} and the ${BACKUP_RETENTION_ANNOTATION} annotation from the same retention setting`,
+            `${c.label} runs with ${name}=${value} but the CronJob declares ${days} days`,
+            `derive both ${name} and the ${BACKUP_RETENTION_ANNOTATION} annotation from the same retention setting`,
           );
       }
     }

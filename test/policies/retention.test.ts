@@ -51,6 +51,18 @@ describe("retention policies", () => {
         "CronJob/postgresql-backup",
         /BACKUP_RETENTION_DAYS=2 but the CronJob declares 30 days/,
       );
+      await expectViolation(
+        pack,
+        withEdit("CronJob", "postgresql-backup", (o: Loose) => {
+          o.spec.jobTemplate.spec.template.spec.containers[0].env[0] = {
+            name: "RETENTION_DAYS",
+            value: "7",
+          };
+        }),
+        "backup-retention",
+        "CronJob/postgresql-backup",
+        /RETENTION_DAYS=7 but the CronJob declares 30 days/,
+      );
     });
     it("applies the default minimum to targets without their own", async () => {
       const uploads = postgresBackup(5) as Loose;
