@@ -10,6 +10,7 @@ import { PlatformNamespace } from "./core/platform-namespace";
 import { PlatformIngress } from "./ingress/platform-ingress";
 import { NetworkPeer, PART_OF } from "./lib/k8s";
 import { Monitoring } from "./monitoring/monitoring";
+import { PostgresCluster } from "./postgres/postgres-cluster";
 
 /** Stable names the manual's runbooks use. */
 export const NAMES = {
@@ -113,6 +114,17 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     { podLabels: { app: "redis-broker" }, ports: [6379, 26379] },
   ];
 
+  const postgres = new PostgresCluster("postgres", {
+    ...placement,
+    instance: stack,
+    config: cfg.postgres,
+    clients: [
+      { podLabels: { app: NAMES.api }, ports: [] },
+      { podLabels: { app: NAMES.celery }, ports: [] },
+    ],
+    scrapers: [prometheus],
+  });
+
   const api = new WebService("api", {
     ...placement,
     name: NAMES.api,
@@ -121,7 +133,10 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     config: cfg.api,
     image: imageFor("api", cfg.api.image, cfg.api.build, cfg.registry, registryPassword),
     imagePullSecrets,
-    secretEnv: { SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" } },
+    secretEnv: {
+      SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" },
+      DATABASE_URL: postgres.databaseUrl,
+    },
     network: {
       ingressFrom: [fromIngress(cfg.api.port), { ...prometheus, ports: [cfg.api.port] }],
       egressTo: dataStores,
@@ -157,6 +172,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     config: cfg.celery,
     image: imageFor("celery", cfg.celery.image, cfg.celery.build, cfg.registry, registryPassword),
     imagePullSecrets,
+    secretEnv: { DATABASE_URL: postgres.databaseUrl },
     network: { egressTo: dataStores },
   });
 
@@ -199,8 +215,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
               broker: dataStores.find((p) => p.podLabels?.app === "redis-broker")!,
             }
           : undefined,
-        // The PostgreSQL component (separate issue) supplies its replica count when it lands.
-        postgresReplicas: 0,
+        postgresReplicas: cfg.postgres.replicas - 1,
         ingress: cfg.ingress.enabled
           ? {
               className: cfg.ingress.className,
@@ -235,6 +250,9 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     apiUrl: api.dnsName.apply((d) => `http://${d}:${api.port}`),
     frontendUrl: frontend.dnsName.apply((d) => `http://${d}:${frontend.port}`),
     celeryDeployment: celery.deploymentName,
+    databaseHost: postgres.dnsName,
+    databaseReadHost: postgres.readDnsName,
+    databaseUrlSecret: postgres.databaseUrl.secretName,
     publicUrl: ingress?.url,
   };
 }

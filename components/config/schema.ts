@@ -2,6 +2,7 @@ import { z } from "zod";
 import { apiSchema, celerySchema, frontendSchema } from "./app";
 import { alertSecretSchemas, monitoringSchema } from "./monitoring";
 import { clusterSchema, ingressSchema, registryPasswordSchema, registrySchema } from "./platform";
+import { postgresSchema } from "./postgres";
 import { dnsLabel } from "./validators";
 
 /**
@@ -19,6 +20,7 @@ export const platformSchema = z
     frontend: frontendSchema.prefault({}),
     celery: celerySchema.prefault({}),
     ingress: ingressSchema.prefault({}),
+    postgres: postgresSchema.prefault({}),
     monitoring: monitoringSchema.prefault({}),
     ...alertSecretSchemas,
   })
