@@ -243,12 +243,14 @@ const MUTATIONS: Mutation[] = [
     name: "CronJob allows concurrent runs",
     policy: "job-safety",
     type: CRON_JOB,
+    pick: () => true,
     apply: (p) => (p.spec.concurrencyPolicy = "Allow"),
   },
   {
     name: "CronJob without deadline",
     policy: "job-safety",
     type: CRON_JOB,
+    pick: () => true,
     apply: (p) => delete p.spec.jobTemplate.spec.activeDeadlineSeconds,
   },
   {

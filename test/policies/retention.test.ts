@@ -103,7 +103,8 @@ describe("retention policies", () => {
       );
     });
     it("requires Prometheus to be backed up or exempted", async () => {
-      await pack.configure(prodConfig());
+      // prod.json exempts the real Prometheus; without exemptions the rule applies.
+      await pack.configure(prodConfig({ "backup-coverage": {} }));
       try {
         await expectViolation(
           pack,
