@@ -77,6 +77,11 @@ export const monitoringSchema = z.strictObject({
   nodeExporter: z
     .strictObject({
       image: pinnedImage.default("quay.io/prometheus/node-exporter:v1.8.2"),
+      /**
+       * Namespace of its own, labelled with the privileged Pod Security Standard: the platform
+       * namespace enforces "restricted", which rejects host network/paths/ports.
+       */
+      namespace: dnsLabel.default("stock-analysis-node-exporter"),
       resources: resources("10m", "24Mi", "48Mi"),
     })
     .prefault({}),

@@ -94,6 +94,12 @@ export class LogAgent extends pulumi.ComponentResource {
                     httpGet: { path: "/-/ready", port: "http" },
                     periodSeconds: 10,
                   },
+                  livenessProbe: {
+                    httpGet: { path: "/-/healthy", port: "http" },
+                    periodSeconds: 30,
+                    timeoutSeconds: 5,
+                    failureThreshold: 5,
+                  },
                   resources: toResourceRequirements(args.config.resources),
                   securityContext: restrictedContainerSecurity(true),
                   volumeMounts: [

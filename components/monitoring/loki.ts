@@ -85,6 +85,15 @@ export class Loki extends pulumi.ComponentResource {
                     initialDelaySeconds: 15,
                     periodSeconds: 10,
                   },
+                  // /ready also fails while the ingester joins its ring and replays the WAL after a
+                  // restart: wait long and tolerate minutes of not-ready before restarting.
+                  livenessProbe: {
+                    httpGet: { path: "/ready", port: "http" },
+                    initialDelaySeconds: 120,
+                    periodSeconds: 30,
+                    timeoutSeconds: 5,
+                    failureThreshold: 10,
+                  },
                   resources: toResourceRequirements(args.config.resources),
                   securityContext: restrictedContainerSecurity(true),
                   volumeMounts: [

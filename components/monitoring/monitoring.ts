@@ -41,7 +41,8 @@ export interface MonitoringArgs extends ClusterPlacement {
 /**
  * The monitoring stack of the platform: Prometheus with its rules, kube-state-metrics,
  * node-exporter, the Celery exporter, Alertmanager, Grafana, Loki and the log agent. Everything
- * is reachable under stable Service names: prometheus, alertmanager, grafana, loki.
+ * is reachable under stable Service names: prometheus, alertmanager, grafana, loki. All of it runs
+ * in the platform namespace except node-exporter, which gets its own privileged namespace.
  */
 export class Monitoring extends pulumi.ComponentResource {
   public readonly prometheusUrl: pulumi.Output<string>;
@@ -70,6 +71,18 @@ export class Monitoring extends pulumi.ComponentResource {
       c.runbookUrl,
     );
     const ingressMetricsPort = args.ingress?.metricsPort ?? 10254;
+    // Before Prometheus: its discovery Role lives in node-exporter's namespace.
+    const nodeExporter = new NodeExporter(
+      `${name}-node-exporter`,
+      {
+        provider: args.provider,
+        instance: args.instance,
+        config: c.nodeExporter,
+        port: METRICS_PORTS.nodeExporter,
+        prometheusNamespace: args.namespaceName,
+      },
+      child,
+    );
     const prometheus = new Prometheus(
       `${name}-prometheus`,
       {
@@ -77,9 +90,13 @@ export class Monitoring extends pulumi.ComponentResource {
         namespaceName: args.namespaceName,
         config: c.prometheus,
         rulesYaml,
-        targets: platformScrapeTargets(args.apiPort),
+        targets: platformScrapeTargets(c.nodeExporter.namespace, args.apiPort),
         alertmanagerPort: ALERTMANAGER_PORT,
-        nodeExporterPort: METRICS_PORTS.nodeExporter,
+        nodeExporter: {
+          namespace: nodeExporter.namespace,
+          namespaceName: c.nodeExporter.namespace,
+          port: METRICS_PORTS.nodeExporter,
+        },
         ingressNginx: args.ingress
           ? { namespace: args.ingress.controllerNamespace, port: ingressMetricsPort }
           : undefined,
@@ -142,11 +159,6 @@ export class Monitoring extends pulumi.ComponentResource {
         config: c.kubeStateMetrics,
         port: METRICS_PORTS.kubeStateMetrics,
       },
-      child,
-    );
-    new NodeExporter(
-      `${name}-node-exporter`,
-      { ...base, config: c.nodeExporter, port: METRICS_PORTS.nodeExporter },
       child,
     );
     if (args.celery) {

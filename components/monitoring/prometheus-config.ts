@@ -6,6 +6,8 @@ export interface ScrapeTarget {
   /** Regex on the pod label `app` (PromQL/relabel regexes are fully anchored). */
   readonly app: string;
   readonly port: number;
+  /** Namespace its pods run in; default the platform namespace. */
+  readonly namespace?: string;
   /** Default `/metrics`. */
   readonly path?: string;
   /**
@@ -23,7 +25,10 @@ export interface PrometheusConfigOptions {
   /** Directory holding the rule files inside the Prometheus container. */
   readonly rulesDir: string;
   readonly alertmanagerPort: number;
-  /** Explicit jobs; pods they cover are excluded from annotation discovery to avoid double scrapes. */
+  /**
+   * Explicit jobs; pods they cover are excluded from annotation discovery to avoid double scrapes.
+   * Prometheus needs pod discovery rights in each namespace they name.
+   */
   readonly targets: readonly ScrapeTarget[];
   /** Namespace of the ingress-nginx controller, whose metrics carry TLS expiry; omit to skip. */
   readonly ingressNginx?: { readonly namespace: string; readonly port: number };
@@ -66,7 +71,7 @@ function explicitJob(namespace: string, t: ScrapeTarget): object {
     job_name: t.job,
     metrics_path: t.path ?? "/metrics",
     honor_labels: t.describesOthers ?? false,
-    kubernetes_sd_configs: podSd(namespace),
+    kubernetes_sd_configs: podSd(t.namespace ?? namespace),
     relabel_configs: [
       { source_labels: ["__meta_kubernetes_pod_label_app"], regex: t.app, action: "keep" },
       { source_labels: ["__meta_kubernetes_pod_phase"], regex: "Running", action: "keep" },
@@ -206,9 +211,13 @@ export const METRICS_PORTS = {
 
 /**
  * The explicit jobs of the platform: the API, the exporters (PostgreSQL and Redis ones run as
- * sidecars of their components) and the monitoring stack itself.
+ * sidecars of their components) and the monitoring stack itself. node-exporter runs in a
+ * namespace of its own (host access is not allowed in the platform's).
  */
-export function platformScrapeTargets(apiPort: number = METRICS_PORTS.api): ScrapeTarget[] {
+export function platformScrapeTargets(
+  nodeExporterNamespace: string,
+  apiPort: number = METRICS_PORTS.api,
+): ScrapeTarget[] {
   return [
     { job: "stock-analysis-api", app: "stock-analysis-api", port: apiPort },
     {
@@ -220,6 +229,7 @@ export function platformScrapeTargets(apiPort: number = METRICS_PORTS.api): Scra
     {
       job: "node-exporter",
       app: "node-exporter",
+      namespace: nodeExporterNamespace,
       port: METRICS_PORTS.nodeExporter,
       instanceFromNode: true,
     },

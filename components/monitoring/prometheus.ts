@@ -22,8 +22,12 @@ export interface PrometheusArgs extends ClusterPlacement {
   rulesYaml: string;
   targets: ScrapeTarget[];
   alertmanagerPort: number;
-  /** node-exporter runs on the host network, so its port is allowed by port, not pod label. */
-  nodeExporterPort: number;
+  /**
+   * node-exporter's own namespace (`namespace` an Output of the Namespace resource, so the
+   * discovery Role waits for it) and port. It runs on the host network, so egress to it is also
+   * allowed by port: NetworkPolicy pod selectors do not match host-network pods.
+   */
+  nodeExporter: { namespace: pulumi.Input<string>; namespaceName: string; port: number };
   /** ingress-nginx controller to scrape for TLS expiry; omitted when the platform has no ingress. */
   ingressNginx?: { namespace: string; port: number };
 }
@@ -35,7 +39,7 @@ const RULES_DIR = "/etc/prometheus/rules";
 /**
  * Prometheus as a single-replica StatefulSet with its TSDB on a PVC, config and rules from
  * ConfigMaps (a content checksum rolls the pod on change), and RBAC limited to discovery: pods in
- * the platform (and ingress-nginx) namespace, nodes and node metrics cluster-wide.
+ * the platform, node-exporter (and ingress-nginx) namespaces, nodes and node metrics cluster-wide.
  */
 export class Prometheus extends pulumi.ComponentResource {
   public readonly serviceName: pulumi.Output<string>;
@@ -69,15 +73,18 @@ export class Prometheus extends pulumi.ComponentResource {
 
     const sa = new k8s.core.v1.ServiceAccount(`${NAME}-sa`, { metadata: meta(NAME) }, child);
     // Discovery reads pods only where we scrape: a Role per namespace, not a cluster-wide grant.
-    const discoveryNamespaces = [
-      args.namespaceName,
-      ...(args.ingressNginx ? [args.ingressNginx.namespace] : []),
+    const discoveryNamespaces: { name: string; namespace: pulumi.Input<string> }[] = [
+      { name: args.namespaceName, namespace: args.namespace },
+      { name: args.nodeExporter.namespaceName, namespace: args.nodeExporter.namespace },
+      ...(args.ingressNginx
+        ? [{ name: args.ingressNginx.namespace, namespace: args.ingressNginx.namespace }]
+        : []),
     ];
-    for (const ns of discoveryNamespaces) {
+    for (const { name: ns, namespace } of discoveryNamespaces) {
       const role = new k8s.rbac.v1.Role(
         `${NAME}-discovery-${ns}`,
         {
-          metadata: { name: `${NAME}-discovery`, namespace: ns, labels },
+          metadata: { name: `${NAME}-discovery`, namespace, labels },
           rules: [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }],
         },
         child,
@@ -85,7 +92,7 @@ export class Prometheus extends pulumi.ComponentResource {
       new k8s.rbac.v1.RoleBinding(
         `${NAME}-discovery-${ns}`,
         {
-          metadata: { name: `${NAME}-discovery`, namespace: ns, labels },
+          metadata: { name: `${NAME}-discovery`, namespace, labels },
           roleRef: {
             apiGroup: "rbac.authorization.k8s.io",
             kind: "Role",
@@ -212,12 +219,17 @@ export class Prometheus extends pulumi.ComponentResource {
         egressTo: [
           // Scrape targets and Alertmanager in the namespace, on whatever port they expose.
           { ports: [] },
+          {
+            namespace: args.nodeExporter.namespaceName,
+            podLabels: { app: "node-exporter" },
+            ports: [args.nodeExporter.port],
+          },
           ...(args.ingressNginx
             ? [{ namespace: args.ingressNginx.namespace, ports: [args.ingressNginx.port] }]
             : []),
         ],
       },
-      hostPorts: [...CLUSTER_API_PORTS, args.nodeExporterPort],
+      hostPorts: [...CLUSTER_API_PORTS, args.nodeExporter.port],
     });
 
     this.serviceName = service.metadata.name;

@@ -30,7 +30,7 @@ const options = (rulesDir: string): PrometheusConfigOptions => ({
   namespace: "stock-analysis",
   rulesDir: join(rulesDir, "rules"),
   alertmanagerPort: 9093,
-  targets: platformScrapeTargets(),
+  targets: platformScrapeTargets("stock-analysis-node-exporter"),
   ingressNginx: { namespace: "ingress-nginx", port: 10254 },
   serviceAccountDir: rulesDir,
 });
@@ -136,5 +136,10 @@ describe("prometheus config (promtool)", () => {
     assert.ok(!ksm.relabel_configs!.some((r) => r.target_label === "pod"));
     const api = cfg.scrape_configs.find((j) => j.job_name === "stock-analysis-api")!;
     assert.deepEqual(api.kubernetes_sd_configs![0].namespaces!.names, ["stock-analysis"]);
+    // node-exporter lives in its own namespace: discovered there, and only there.
+    const node = cfg.scrape_configs.find((j) => j.job_name === "node-exporter")!;
+    assert.deepEqual(node.kubernetes_sd_configs![0].namespaces!.names, [
+      "stock-analysis-node-exporter",
+    ]);
   });
 });

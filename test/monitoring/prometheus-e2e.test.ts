@@ -27,6 +27,7 @@ import { loopbackReceivers, writeRules } from "../helpers/monitoring-fixtures";
 import { renderAlertmanagerConfig } from "../../components/monitoring/alertmanager-config";
 
 const NS = "stock-analysis";
+const NODE_NS = "stock-analysis-node-exporter";
 interface Target {
   labels: Record<string, string>;
   scrapePool: string;
@@ -39,11 +40,13 @@ function pod(
   name: string,
   app: string,
   extra: Record<string, string> = {},
-): { targets: string[]; labels: Record<string, string> } {
+  namespace = NS,
+): { targets: string[]; labels: Record<string, string>; namespace: string } {
   return {
+    namespace,
     targets: ["127.0.0.1:1"],
     labels: {
-      __meta_kubernetes_namespace: NS,
+      __meta_kubernetes_namespace: namespace,
       __meta_kubernetes_pod_name: name,
       __meta_kubernetes_pod_label_app: app,
       __meta_kubernetes_pod_ip: "127.0.0.1",
@@ -77,11 +80,19 @@ describe("generated scrape config in a real Prometheus", () => {
     writeFileSync(join(dir, "token"), "t");
     writeFileSync(join(dir, "ca.crt"), "");
     const pods = [
-      // Explicit-job pods; the node-exporter also carries scrape annotations (must not be scraped twice).
-      pod("node-exporter-x1", "node-exporter", {
-        __meta_kubernetes_pod_annotation_prometheus_io_scrape: "true",
-        __meta_kubernetes_pod_annotation_prometheus_io_port: String(ports.node),
-      }),
+      // Explicit-job pods; the node-exporter (in its own namespace) also carries scrape
+      // annotations (must not be scraped twice).
+      pod(
+        "node-exporter-x1",
+        "node-exporter",
+        {
+          __meta_kubernetes_pod_annotation_prometheus_io_scrape: "true",
+          __meta_kubernetes_pod_annotation_prometheus_io_port: String(ports.node),
+        },
+        NODE_NS,
+      ),
+      // A node-exporter-labelled pod in the platform namespace is not the node-exporter job's.
+      pod("node-exporter-impostor", "node-exporter"),
       pod("alertmanager-0", "alertmanager", {
         __meta_kubernetes_pod_container_port_number: String(ports.am),
       }),
@@ -101,7 +112,16 @@ describe("generated scrape config in a real Prometheus", () => {
       pod("postgresql-backup-29000000-x", "postgresql-backup"),
       pod("redis-broker-0", "redis-broker"),
     ];
-    writeFileSync(join(dir, "pods.json"), JSON.stringify(pods));
+    // One file per namespace: a job discovers the pods of the namespaces its config names.
+    for (const ns of [NS, NODE_NS])
+      writeFileSync(
+        join(dir, `pods-${ns}.json`),
+        JSON.stringify(
+          pods
+            .filter((p) => p.namespace === ns)
+            .map(({ targets, labels }) => ({ targets, labels })),
+        ),
+      );
     writeFileSync(join(dir, "empty.json"), "[]");
 
     const yaml = renderPrometheusConfig({
@@ -109,7 +129,7 @@ describe("generated scrape config in a real Prometheus", () => {
       rulesDir: dir,
       alertmanagerPort: ports.am,
       // The platform's jobs; their ports point at live endpoints here (the API's at nothing).
-      targets: platformScrapeTargets().map((t) => ({
+      targets: platformScrapeTargets(NODE_NS).map((t) => ({
         ...t,
         port:
           t.job === "stock-analysis-api"
@@ -126,11 +146,15 @@ describe("generated scrape config in a real Prometheus", () => {
       scrape_configs: Record<string, unknown>[];
     };
     for (const j of [...cfg.alerting.alertmanagers, ...cfg.scrape_configs]) {
-      const sd = j.kubernetes_sd_configs as { role: string }[] | undefined;
+      const sd = j.kubernetes_sd_configs as
+        { role: string; namespaces?: { names: string[] } }[] | undefined;
       if (!sd) continue;
       delete j.kubernetes_sd_configs;
-      const file = sd[0].role === "pod" ? "pods.json" : "empty.json";
-      j.file_sd_configs = [{ files: [join(dir, file)], refresh_interval: "1s" }];
+      const files =
+        sd[0].role === "pod"
+          ? sd[0].namespaces!.names.map((ns) => join(dir, `pods-${ns}.json`))
+          : [join(dir, "empty.json")];
+      j.file_sd_configs = [{ files, refresh_interval: "1s" }];
     }
     // Prometheus scrapes itself on localhost:9090 in the pod; here it listens on a free port.
     const port = await freePort();
@@ -184,7 +208,7 @@ describe("generated scrape config in a real Prometheus", () => {
     assert.equal(node.health, "up");
     assert.equal(node.labels.instance, "node-1");
     assert.equal(node.labels.app, "node-exporter");
-    assert.equal(node.labels.namespace, NS);
+    assert.equal(node.labels.namespace, NODE_NS);
     assert.equal(node.labels.pod, "node-exporter-x1");
 
     // Annotation discovery: only the annotated pod without an explicit job, on its annotated port.

@@ -7,14 +7,6 @@ import type { Diagnostic } from "../../scripts/lib/policy-pack";
  */
 export const KNOWN_COMPONENT_DEFECTS: { policy: string; ref: string; fix: string }[] = [
   {
-    policy: "namespace-pod-security",
-    ref: "DaemonSet/node-exporter",
-    fix: "restricted namespace rejects hostNetwork/hostPath/hostPort: own namespace labelled privileged",
-  },
-  { policy: "probes", ref: "DaemonSet/node-exporter", fix: "livenessProbe httpGet / on :9100" },
-  { policy: "probes", ref: "Deployment/log-agent", fix: "livenessProbe httpGet /-/healthy" },
-  { policy: "probes", ref: "StatefulSet/loki", fix: "livenessProbe httpGet /ready (or tcpSocket)" },
-  {
     policy: "probes",
     ref: "StatefulSet/postgresql",
     fix: "livenessProbe on postgresql (exec pg_isready, startupProbe covering crash recovery) and on postgres-exporter (httpGet /)",

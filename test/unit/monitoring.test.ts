@@ -28,7 +28,7 @@ const MONITORING = [
 const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet"]);
 
 before(async () => {
-  const [dev, prod, off, celery] = await Promise.all([
+  const [dev, prod, off, celery, nodeNs] = await Promise.all([
     render("dev"),
     render("prod"),
     render("dev", { monitoring: { enabled: false } }),
@@ -37,8 +37,9 @@ before(async () => {
         celeryExporter: { brokerUrlSecret: { name: "stock-analysis-broker", key: "url" } },
       },
     }),
+    render("dev", { monitoring: { nodeExporter: { namespace: "node-metrics" } } }),
   ]);
-  Object.assign(stacks, { dev, prod, off, celery });
+  Object.assign(stacks, { dev, prod, off, celery, nodeNs });
 });
 
 const workload = (stack: string, name: string) =>
@@ -177,6 +178,105 @@ describe("monitoring in prod", () => {
             assert.ok(["nodes", "nodes/metrics"].includes(res), `${r.metadata.name}: ${res}`);
       }
     }
+  });
+
+  it("node-exporter: own namespace enforcing privileged PSA, default-deny, only Prometheus scrapes", () => {
+    const objs = stacks.prod.objects;
+    const NS = "stock-analysis-node-exporter";
+    const ns = find(objs, "Namespace", NS);
+    const nsLabels = ns.metadata.labels!;
+    assert.equal(nsLabels["pod-security.kubernetes.io/enforce"], "privileged");
+    for (const k of ["name", "instance", "component", "part-of", "managed-by"])
+      assert.ok(nsLabels[`app.kubernetes.io/${k}`], k);
+    // The platform namespace stays restricted.
+    assert.equal(
+      find(objs, "Namespace", "stock-analysis").metadata.labels![
+        "pod-security.kubernetes.io/enforce"
+      ],
+      "restricted",
+    );
+    assert.equal(workload("prod", "node-exporter").metadata.namespace, NS);
+
+    const inNs = (kind: string, name: string) =>
+      objs.find((o) => o.kind === kind && o.metadata.name === name && o.metadata.namespace === NS);
+    assert.deepEqual(inNs("NetworkPolicy", "default-deny-all")!.spec as Any, {
+      podSelector: {},
+      policyTypes: ["Ingress", "Egress"],
+    });
+    const allow = inNs("NetworkPolicy", "node-exporter-allow")!.spec as Any;
+    assert.deepEqual(allow.ingress, [
+      {
+        from: [
+          {
+            podSelector: { matchLabels: { app: "prometheus" } },
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "stock-analysis" } },
+          },
+        ],
+        ports: [{ protocol: "TCP", port: 9100 }],
+      },
+    ]);
+    assert.deepEqual(allow.egress, []);
+
+    // Prometheus discovers pods there (read-only Role bound to its SA), scrapes the job there
+    // and may open connections to it.
+    const role = inNs("Role", "prometheus-discovery") as Any;
+    assert.deepEqual(role.rules, [
+      { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+    ]);
+    assert.deepEqual((inNs("RoleBinding", "prometheus-discovery") as Any).subjects, [
+      { kind: "ServiceAccount", name: "prometheus", namespace: "stock-analysis" },
+    ]);
+    const prom = parse(configMapData("prod", "prometheus-config")["prometheus.yml"]) as Any;
+    const job = prom.scrape_configs.find((j: Any) => j.job_name === "node-exporter");
+    assert.deepEqual(job.kubernetes_sd_configs, [{ role: "pod", namespaces: { names: [NS] } }]);
+    const promNp = find(objs, "NetworkPolicy", "prometheus-allow").spec as Any;
+    assert.ok(
+      promNp.egress.some(
+        (r: Any) =>
+          r.to[0].namespaceSelector?.matchLabels["kubernetes.io/metadata.name"] === NS &&
+          r.to[0].podSelector?.matchLabels.app === "node-exporter" &&
+          r.ports.length === 1 &&
+          r.ports[0].port === 9100,
+      ),
+    );
+  });
+
+  it("the node-exporter namespace follows monitoring.nodeExporter.namespace", () => {
+    const objs = stacks.nodeNs.objects;
+    const NS = "node-metrics";
+    assert.equal(
+      find(objs, "Namespace", NS).metadata.labels!["pod-security.kubernetes.io/enforce"],
+      "privileged",
+    );
+    assert.ok(!objs.some((o) => o.metadata.name === "stock-analysis-node-exporter"));
+    assert.equal(workload("nodeNs", "node-exporter").metadata.namespace, NS);
+    const discovery = objs.filter(
+      (o) => o.kind === "Role" && o.metadata.name === "prometheus-discovery",
+    );
+    assert.ok(discovery.some((r) => r.metadata.namespace === NS));
+    const prom = parse(configMapData("nodeNs", "prometheus-config")["prometheus.yml"]) as Any;
+    const job = prom.scrape_configs.find((j: Any) => j.job_name === "node-exporter");
+    assert.deepEqual(job.kubernetes_sd_configs[0].namespaces.names, [NS]);
+  });
+
+  it("liveness probes: node-exporter /, log agent /-/healthy, Loki /ready with a long grace", () => {
+    const liveness = (name: string) => containerOf(workload("prod", name)).livenessProbe;
+    assert.deepEqual(liveness("node-exporter").httpGet, { path: "/", port: "http" });
+    assert.equal(containerOf(workload("prod", "node-exporter")).ports[0].containerPort, 9100);
+    const agent = containerOf(workload("prod", "log-agent"));
+    assert.deepEqual(agent.livenessProbe.httpGet, { path: "/-/healthy", port: "http" });
+    assert.ok(
+      agent.args.includes(`--server.http.listen-addr=0.0.0.0:${agent.ports[0].containerPort}`),
+    );
+    const loki = liveness("loki");
+    assert.deepEqual(loki.httpGet, { path: "/ready", port: "http" });
+    assert.equal(containerOf(workload("prod", "loki")).ports[0].containerPort, 3100);
+    // WAL replay and ring join after a restart must not trigger a restart loop.
+    assert.ok(loki.initialDelaySeconds >= 60, "Loki liveness initialDelaySeconds");
+    assert.ok(
+      loki.initialDelaySeconds + loki.periodSeconds * loki.failureThreshold >= 300,
+      "Loki liveness grace",
+    );
   });
 
   it("the shipped rules and prometheus.yml pass promtool; the Alertmanager config passes amtool", () => {

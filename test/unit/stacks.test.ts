@@ -74,17 +74,29 @@ describe("both stacks", () => {
     describe(stack, () => {
       it("names every object explicitly and places namespaced ones in stock-analysis", () => {
         const clusterScoped = new Set(["Namespace", "ClusterRole", "ClusterRoleBinding"]);
+        const nodeExporterNs: string[] = [];
         for (const o of stacks[stack].objects) {
           assert.ok(o.metadata?.name, `${o.kind} without metadata.name`);
           if (clusterScoped.has(o.kind)) continue;
+          const ref = `${o.kind}/${o.metadata.name}`;
           // Prometheus may discover the ingress controller's pods: a Role there, not a ClusterRole.
           const ingressDiscovery =
             ["Role", "RoleBinding"].includes(o.kind) &&
             o.metadata.name === "prometheus-discovery" &&
             o.metadata.namespace === "ingress-nginx";
-          if (!ingressDiscovery)
-            assert.equal(o.metadata.namespace, "stock-analysis", `${o.kind}/${o.metadata.name}`);
+          // node-exporter needs host access, which the restricted platform namespace rejects.
+          if (o.metadata.namespace === "stock-analysis-node-exporter") nodeExporterNs.push(ref);
+          else if (!ingressDiscovery) assert.equal(o.metadata.namespace, "stock-analysis", ref);
         }
+        // Only node-exporter, its network policies and Prometheus' discovery grant live there.
+        assert.deepEqual(nodeExporterNs.sort(), [
+          "DaemonSet/node-exporter",
+          "NetworkPolicy/default-deny-all",
+          "NetworkPolicy/node-exporter-allow",
+          "Role/prometheus-discovery",
+          "RoleBinding/prometheus-discovery",
+          "ServiceAccount/node-exporter",
+        ]);
       });
 
       it("registers every Kubernetes object through the one explicit provider", () => {
