@@ -14,16 +14,6 @@ export const KNOWN_COMPONENT_DEFECTS: { policy: string; ref: string; fix: string
   { policy: "probes", ref: "DaemonSet/node-exporter", fix: "livenessProbe httpGet / on :9100" },
   { policy: "probes", ref: "Deployment/log-agent", fix: "livenessProbe httpGet /-/healthy" },
   { policy: "probes", ref: "StatefulSet/loki", fix: "livenessProbe httpGet /ready (or tcpSocket)" },
-  {
-    policy: "probes",
-    ref: "StatefulSet/postgresql",
-    fix: "livenessProbe on postgresql (exec pg_isready, startupProbe covering crash recovery) and on postgres-exporter (httpGet /)",
-  },
-  {
-    policy: "backup-coverage",
-    ref: "StatefulSet/postgresql",
-    fix: "label CronJob postgresql-backup backup.stock-analysis.io/target: postgresql, annotate backup.stock-analysis.io/retention-days from the same value as BACKUP_RETENTION_DAYS",
-  },
 ];
 
 export function splitKnown(ds: Diagnostic[]): { known: Diagnostic[]; unexpected: Diagnostic[] } {
