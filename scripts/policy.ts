@@ -7,7 +7,7 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, PROJECT } from "../components/config/load";
-import { ProgramError, renderStack } from "./lib/render-stack";
+import { ProgramError, parseOverrides, renderStack } from "./lib/render-stack";
 import { evaluateStack, formatReport, stackConfigFile, toPackResources } from "./lib/policy-report";
 
 async function main(): Promise<number> {
@@ -19,13 +19,7 @@ async function main(): Promise<number> {
       set: { type: "string", multiple: true, default: [] },
     },
   });
-  // Same what-if overrides as `npm run render -- --set`.
-  const overrides: Record<string, unknown> = {};
-  for (const kv of values.set ?? []) {
-    const eq = kv.indexOf("=");
-    if (eq < 0) throw new Error(`--set expects key=value, got "${kv}"`);
-    overrides[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const overrides = parseOverrides(values.set ?? []);
   const stack = values.stack!;
   const configFile = values.config ?? stackConfigFile(stack);
   let rendered;

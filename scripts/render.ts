@@ -8,7 +8,13 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { ConfigError } from "../components/config/load";
-import { ProgramError, kubernetesObjects, redact, renderStack } from "./lib/render-stack";
+import {
+  ProgramError,
+  kubernetesObjects,
+  redact,
+  parseOverrides,
+  renderStack,
+} from "./lib/render-stack";
 import { schemaErrors } from "./lib/validate-schema";
 import { formatSummary } from "./lib/summary";
 
@@ -21,12 +27,7 @@ async function main(): Promise<number> {
       set: { type: "string", multiple: true, default: [] },
     },
   });
-  const overrides: Record<string, unknown> = {};
-  for (const kv of values.set ?? []) {
-    const eq = kv.indexOf("=");
-    if (eq < 0) throw new Error(`--set expects key=value, got "${kv}"`);
-    overrides[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
+  const overrides = parseOverrides(values.set ?? []);
   const stack = values.stack!;
   let rendered;
   try {

@@ -150,6 +150,7 @@ export const SCRIPT_NAMES = [
   "pg-verify.sh",
   "pg-restore.sh",
   "pg-maintenance.sh",
+  "pg-liveness.sh",
 ] as const;
 
 export type PostgresScriptName = (typeof SCRIPT_NAMES)[number];

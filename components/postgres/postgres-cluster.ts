@@ -269,6 +269,13 @@ export class PostgresCluster extends pulumi.ComponentResource {
                     timeoutSeconds: 5,
                     failureThreshold: 3,
                   },
+                  // Restarts a hung postmaster only; clones and crash recovery are left alone.
+                  livenessProbe: {
+                    exec: { command: ["bash", "/scripts/pg-liveness.sh"] },
+                    periodSeconds: 30,
+                    timeoutSeconds: 15,
+                    failureThreshold: 4,
+                  },
                   volumeMounts: [
                     { name: "data", mountPath: DATA_MOUNT },
                     { name: "config", mountPath: "/etc/postgresql", readOnly: true },
@@ -295,6 +302,12 @@ export class PostgresCluster extends pulumi.ComponentResource {
                     httpGet: { path: "/", port: "metrics" },
                     periodSeconds: 20,
                     timeoutSeconds: 5,
+                  },
+                  livenessProbe: {
+                    httpGet: { path: "/", port: "metrics" },
+                    periodSeconds: 30,
+                    timeoutSeconds: 5,
+                    failureThreshold: 3,
                   },
                   volumeMounts: [{ name: "secrets", mountPath: "/secrets", readOnly: true }],
                 },
@@ -424,14 +437,22 @@ export class PostgresCluster extends pulumi.ComponentResource {
       schedule: string,
       script: string,
       env: Record<string, pulumi.Input<string>>,
-      o: { backups: boolean; deadlineSeconds: number; suspend?: boolean },
+      o: { backups: boolean; deadlineSeconds: number; suspend?: boolean; retentionDays?: number },
     ) => {
       const name = `${n}-${job}`;
       const labels = { ...workloadLabels(name, "database-jobs", args.instance), ...x.jobLabels };
+      // The policy pack's backup contract: which data set this job backs up, and for how long.
+      const backupMeta =
+        o.retentionDays === undefined
+          ? {}
+          : {
+              labels: { ...labels, "backup.stock-analysis.io/target": n },
+              annotations: { "backup.stock-analysis.io/retention-days": String(o.retentionDays) },
+            };
       return new k8s.batch.v1.CronJob(
         name,
         {
-          metadata: { name, namespace: ns, labels },
+          metadata: { name, namespace: ns, labels, ...backupMeta },
           spec: {
             schedule,
             timeZone: "Etc/UTC",
@@ -514,7 +535,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
         BACKUP_RETENTION_DAYS: String(b.retentionDays),
         BACKUP_KEEP_MIN: String(b.keepMin),
       },
-      { backups: true, deadlineSeconds: 6 * 3600 },
+      { backups: true, deadlineSeconds: 6 * 3600, retentionDays: b.retentionDays },
     );
     cron(
       "backup-verify",

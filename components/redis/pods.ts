@@ -79,6 +79,12 @@ export function exporterContainer(args: {
     resources: toResourceRequirements(args.resources),
     securityContext: restrictedContainerSecurity(true),
     readinessProbe: { httpGet: { path: "/health", port: EXPORTER_PORT }, periodSeconds: 15 },
+    livenessProbe: {
+      httpGet: { path: "/health", port: EXPORTER_PORT },
+      periodSeconds: 30,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    },
   };
 }
 

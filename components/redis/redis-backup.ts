@@ -169,7 +169,12 @@ export class RedisBackup extends pulumi.ComponentResource {
     const cron = new k8s.batch.v1.CronJob(
       `${name}-cronjob`,
       {
-        metadata: meta(REDIS_BACKUP_NAME),
+        metadata: {
+          ...meta(REDIS_BACKUP_NAME),
+          // The policy pack's backup contract: the data set backed up and for how long.
+          labels: { ...labels, "backup.stock-analysis.io/target": "redis" },
+          annotations: { "backup.stock-analysis.io/retention-days": String(bk.retentionDays) },
+        },
         spec: {
           schedule: bk.schedule,
           timeZone: bk.timeZone,

@@ -70,6 +70,17 @@ export interface K8sObject {
 /** The value mocks give every generated secret, so tests can prove secrets never leak. */
 export const MOCK_SECRET_PREFIX = "MOCK-SECRET-";
 
+/** `--set key=jsonValue` arguments (render, policy) as config overrides for renderStack. */
+export function parseOverrides(sets: readonly string[]): Record<string, unknown> {
+  const overrides: Record<string, unknown> = {};
+  for (const kv of sets) {
+    const eq = kv.indexOf("=");
+    if (eq < 0) throw new Error(`--set expects key=value, got "${kv}"`);
+    overrides[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return overrides;
+}
+
 /** Reads `Pulumi.<stack>.yaml` into the engine's flat config map plus its secret keys. */
 export function readStackConfig(
   stack: string,
