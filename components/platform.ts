@@ -8,7 +8,7 @@ import { ClusterTarget } from "./cluster/cluster-target";
 import type { PlatformConfig } from "./config/schema";
 import { PlatformNamespace } from "./core/platform-namespace";
 import { PlatformIngress } from "./ingress/platform-ingress";
-import { NetworkPeer, PART_OF } from "./lib/k8s";
+import { NetworkPeer, PART_OF, SecretKeyRef } from "./lib/k8s";
 import { redisTier } from "./redis/tier";
 import { Monitoring } from "./monitoring/monitoring";
 import { PostgresCluster } from "./postgres/postgres-cluster";
@@ -115,11 +115,28 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     { podLabels: { app: "redis-broker" }, ports: [6379, 26379] },
   ];
 
+  const celeryExporterBroker =
+    cfg.monitoring.enabled &&
+    !cfg.monitoring.celeryExporter.brokerUrlSecret &&
+    cfg.redis.broker.mode === "standalone"
+      ? "derived"
+      : "configured";
   const redis = redisTier(placement, {
     instance: stack,
     config: cfg.redis,
     clientApps: [NAMES.api, NAMES.celery],
+    brokerOnlyClientApps: celeryExporterBroker === "derived" ? ["celery-exporter"] : [],
   });
+  // The exporter reads the broker URL Celery uses. Its settings cannot carry Sentinel's
+  // password (sentinel_kwargs), so with a Sentinel broker it needs an explicit secret.
+  const celeryBrokerUrl: SecretKeyRef | undefined = cfg.monitoring.celeryExporter.brokerUrlSecret
+    ? {
+        secretName: cfg.monitoring.celeryExporter.brokerUrlSecret.name,
+        key: cfg.monitoring.celeryExporter.brokerUrlSecret.key,
+      }
+    : celeryExporterBroker === "derived"
+      ? { secretName: redis.broker.celerySecretName, key: redis.broker.celeryUrlKey }
+      : undefined;
 
   const postgres = new PostgresCluster("postgres", {
     ...placement,
@@ -213,12 +230,9 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
           smtpPassword: secretOrUnset(cfg.alertSmtpPassword),
         },
         apiPort: cfg.api.port,
-        celery: cfg.monitoring.celeryExporter.brokerUrlSecret
+        celery: celeryBrokerUrl
           ? {
-              brokerUrl: {
-                secretName: cfg.monitoring.celeryExporter.brokerUrlSecret.name,
-                key: cfg.monitoring.celeryExporter.brokerUrlSecret.key,
-              },
+              brokerUrl: celeryBrokerUrl,
               queues: cfg.celery.queues,
               broker: dataStores.find((p) => p.podLabels?.app === "redis-broker")!,
             }

@@ -89,8 +89,9 @@ export const monitoringSchema = z.strictObject({
     .strictObject({
       image: pinnedImage.default("ghcr.io/danihodovic/celery-exporter:0.12.2"),
       /**
-       * Secret key holding Celery's broker URL (with its password). The exporter is deployed
-       * only when set; the Redis broker component provides this Secret.
+       * Secret key holding Celery's broker URL (with its password). Default: the Redis broker's
+       * own `celery-broker` Secret when the broker is standalone; a Sentinel broker needs this set
+       * (the exporter cannot pass Sentinel's password), otherwise no exporter is deployed.
        */
       brokerUrlSecret: z.strictObject({ name: dnsLabel, key: z.string().min(1) }).optional(),
       resources: resources("10m", "64Mi", "128Mi"),

@@ -11,7 +11,13 @@ import { RedisCluster } from "./redis-cluster";
  */
 export function redisTier(
   placement: ClusterPlacement,
-  args: { instance: string; config: RedisConfig; clientApps: string[] },
+  args: {
+    instance: string;
+    config: RedisConfig;
+    clientApps: string[];
+    /** Apps that talk to the broker only (the Celery exporter reading queue lengths). */
+    brokerOnlyClientApps?: string[];
+  },
 ) {
   const clients = [
     ...args.clientApps,
@@ -27,7 +33,10 @@ export function redisTier(
     ...placement,
     instance: args.instance,
     config: args.config,
-    clients,
+    clients: [
+      ...clients,
+      ...(args.brokerOnlyClientApps ?? []).map((app) => ({ podLabels: { app }, ports: [] })),
+    ],
   });
   const backup = args.config.backup.enabled
     ? new RedisBackup("redis-backup", {
