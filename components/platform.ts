@@ -115,25 +115,24 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     { podLabels: { app: "redis-broker" }, ports: [6379, 26379] },
   ];
 
-  const celeryExporterBroker =
-    cfg.monitoring.enabled &&
-    !cfg.monitoring.celeryExporter.brokerUrlSecret &&
-    cfg.redis.broker.mode === "standalone"
-      ? "derived"
-      : "configured";
+  // The Celery exporter reads the broker URL Celery uses. Its settings cannot carry Sentinel's
+  // password (sentinel_kwargs), so a Sentinel broker needs an explicitly configured secret.
+  const exporterSecret = cfg.monitoring.celeryExporter.brokerUrlSecret;
+  const celeryExporterBroker = !cfg.monitoring.enabled
+    ? "none"
+    : exporterSecret
+      ? "configured"
+      : cfg.redis.broker.mode === "standalone"
+        ? "derived"
+        : "none";
   const redis = redisTier(placement, {
     instance: stack,
     config: cfg.redis,
     clientApps: [NAMES.api, NAMES.celery],
-    brokerOnlyClientApps: celeryExporterBroker === "derived" ? ["celery-exporter"] : [],
+    brokerOnlyClientApps: celeryExporterBroker === "none" ? [] : ["celery-exporter"],
   });
-  // The exporter reads the broker URL Celery uses. Its settings cannot carry Sentinel's
-  // password (sentinel_kwargs), so with a Sentinel broker it needs an explicit secret.
-  const celeryBrokerUrl: SecretKeyRef | undefined = cfg.monitoring.celeryExporter.brokerUrlSecret
-    ? {
-        secretName: cfg.monitoring.celeryExporter.brokerUrlSecret.name,
-        key: cfg.monitoring.celeryExporter.brokerUrlSecret.key,
-      }
+  const celeryBrokerUrl: SecretKeyRef | undefined = exporterSecret
+    ? { secretName: exporterSecret.name, key: exporterSecret.key }
     : celeryExporterBroker === "derived"
       ? { secretName: redis.broker.celerySecretName, key: redis.broker.celeryUrlKey }
       : undefined;

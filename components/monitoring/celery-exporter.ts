@@ -67,6 +67,12 @@ export class CeleryExporter extends pulumi.ComponentResource {
                   env: secretEnv({ CE_BROKER_URL: args.brokerUrl }),
                   ports: [{ name: "http", containerPort: args.port }],
                   readinessProbe: { httpGet: { path: "/health", port: "http" }, periodSeconds: 15 },
+                  livenessProbe: {
+                    httpGet: { path: "/health", port: "http" },
+                    periodSeconds: 30,
+                    timeoutSeconds: 5,
+                    failureThreshold: 4,
+                  },
                   resources: toResourceRequirements(args.config.resources),
                   securityContext: restrictedContainerSecurity(true),
                   volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],

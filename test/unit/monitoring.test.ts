@@ -351,8 +351,8 @@ describe("monitoring in dev", () => {
     }
   });
 
-  it("no Celery exporter without a broker Secret; with one it reads CE_BROKER_URL from it", () => {
-    assert.equal(workload("dev", "celery-exporter"), undefined);
+  it("no Celery exporter for a Sentinel broker without a broker Secret; with one it reads CE_BROKER_URL from it", () => {
+    assert.equal(workload("prod", "celery-exporter"), undefined);
     const ce = workload("celery", "celery-exporter");
     const c = containerOf(ce);
     assert.deepEqual(c.env, [
@@ -365,6 +365,13 @@ describe("monitoring in dev", () => {
     const np = find(stacks.celery.objects, "NetworkPolicy", "celery-exporter-allow").spec as Any;
     assert.deepEqual(np.egress[0].to[0].podSelector.matchLabels, { app: "redis-broker" });
     assert.deepEqual(np.ingress[0].from[0].podSelector.matchLabels, { app: "prometheus" });
+    const broker = find(stacks.celery.objects, "NetworkPolicy", "redis-broker-allow").spec as Any;
+    assert.ok(
+      broker.ingress.some(
+        (r: Any) => r.from[0].podSelector?.matchLabels?.app === "celery-exporter",
+      ),
+      "the broker must admit the exporter it was configured for",
+    );
   });
 
   it("monitoring.enabled=false renders none of it", () => {
