@@ -130,6 +130,8 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     config: cfg.redis,
     clientApps: [NAMES.api, NAMES.celery],
     brokerOnlyClientApps: celeryExporterBroker === "none" ? [] : ["celery-exporter"],
+    // Source of celery_queue_length in every stack (recording rule over the broker's key sizes).
+    celeryQueues: cfg.celery.queues,
   });
   const celeryBrokerUrl: SecretKeyRef | undefined = exporterSecret
     ? { secretName: exporterSecret.name, key: exporterSecret.key }

@@ -118,7 +118,11 @@ export const celerySchema = z.strictObject({
   /** The Celery application module passed to `celery -A`. */
   app: z.string().min(1).default("app.worker"),
   concurrency: z.number().int().min(1).max(64).default(2),
-  queues: z.array(z.string().min(1)).min(1).default(["celery"]),
+  /** No `,`, `=` or spaces: `--queues` and redis_exporter's key list are comma/`=` separated. */
+  queues: z
+    .array(z.string().regex(/^[^,=\s]+$/, "no ',', '=' or whitespace"))
+    .min(1)
+    .default(["celery"]),
   resources: resourcesSchema.default({
     requests: { cpu: "100m", memory: "256Mi" },
     limits: { memory: "512Mi" },

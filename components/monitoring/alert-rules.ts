@@ -1,4 +1,5 @@
 import { stringify } from "yaml";
+import { CELERY_BROKER_DB } from "../redis/content";
 
 /** Alert severities; `critical` also pages (see alertmanager-config.ts). */
 export type Severity = "critical" | "warning";
@@ -332,24 +333,56 @@ function tlsExpiring(severity: Severity, days: number, forDur: string): AlertRul
   };
 }
 
-/** The Prometheus rule file (YAML) for the given groups. */
+/** One recording rule: `record` is the series name `expr` produces. */
+export interface RecordingRule {
+  readonly record: string;
+  readonly expr: string;
+}
+
+/** App label of the Celery broker's pods (components/redis/redis-broker.ts). */
+const BROKER_APP = "redis-broker";
+
+/**
+ * Recording rules the alerts and dashboards read. `celery_queue_length{queue_name}` comes from the
+ * broker pods' redis_exporter sidecars (`redis_key_size` of each queue's list in the broker db): every stack
+ * has them, whatever broker mode, and they need no broker URL. Primary and replicas hold the same
+ * list, so the max over pods is the length (a lagging replica can only under-report).
+ */
+export const RECORDING_GROUPS: readonly { name: string; rules: readonly RecordingRule[] }[] = [
+  {
+    name: "celery-queues",
+    rules: [
+      {
+        record: "celery_queue_length",
+        expr:
+          "max by (namespace, queue_name) (label_replace(" +
+          `redis_key_size{app="${BROKER_APP}", db="db${CELERY_BROKER_DB}"}, "queue_name", "$1", "key", "(.+)"))`,
+      },
+    ],
+  },
+];
+
+/** The Prometheus rule file (YAML): the recording rules, then the given alert groups. */
 export function renderAlertRules(groups: readonly AlertGroup[], runbookUrl: string): string {
   return stringify(
     {
-      groups: groups.map((g) => ({
-        name: g.name,
-        rules: g.rules.map((r) => ({
-          alert: r.alert,
-          expr: r.expr,
-          for: r.for,
-          labels: { severity: r.severity, team: r.team, ...r.labels },
-          annotations: {
-            summary: r.summary,
-            description: r.description,
-            runbook_url: `${runbookUrl}#${r.runbookAnchor}`,
-          },
+      groups: [
+        ...RECORDING_GROUPS.map((g) => ({ name: g.name, rules: g.rules.map((r) => ({ ...r })) })),
+        ...groups.map((g) => ({
+          name: g.name,
+          rules: g.rules.map((r) => ({
+            alert: r.alert,
+            expr: r.expr,
+            for: r.for,
+            labels: { severity: r.severity, team: r.team, ...r.labels },
+            annotations: {
+              summary: r.summary,
+              description: r.description,
+              runbook_url: `${runbookUrl}#${r.runbookAnchor}`,
+            },
+          })),
         })),
-      })),
+      ],
     },
     { lineWidth: 0 },
   );

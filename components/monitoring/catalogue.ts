@@ -110,10 +110,21 @@ export const METRIC_SOURCES: readonly MetricSource[] = [
     ],
   },
   {
+    id: "redis-exporter-broker",
+    producer:
+      "redis_exporter sidecars of the Celery broker with REDIS_EXPORTER_CHECK_SINGLE_KEYS = the queues",
+    metrics: ["redis_key_size"],
+  },
+  {
+    id: "recording-rules",
+    producer: "our recording rules (alert-rules.ts RECORDING_GROUPS)",
+    metrics: ["celery_queue_length"],
+  },
+  {
+    // Its own celery_queue_length is dropped at scrape time: the recording rule owns the name.
     id: "celery-exporter",
     producer: "danihodovic/celery-exporter",
     metrics: [
-      "celery_queue_length",
       "celery_worker_up",
       "celery_active_worker_count",
       "celery_task_succeeded_total",

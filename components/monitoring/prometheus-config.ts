@@ -17,6 +17,8 @@ export interface ScrapeTarget {
   readonly describesOthers?: boolean;
   /** Use the node name as `instance` (per-node exporters), so alerts name the node. */
   readonly instanceFromNode?: boolean;
+  /** Metric names dropped at scrape time (another source owns the name). */
+  readonly dropMetrics?: readonly string[];
 }
 
 export interface PrometheusConfigOptions {
@@ -81,6 +83,17 @@ function explicitJob(namespace: string, t: ScrapeTarget): object {
         ? [{ source_labels: ["__meta_kubernetes_pod_node_name"], target_label: "instance" }]
         : []),
     ],
+    ...(t.dropMetrics?.length
+      ? {
+          metric_relabel_configs: [
+            {
+              source_labels: ["__name__"],
+              regex: t.dropMetrics.join("|"),
+              action: "drop",
+            },
+          ],
+        }
+      : {}),
   };
 }
 
@@ -236,7 +249,14 @@ export function platformScrapeTargets(
     // Exact names: backup/maintenance Job pods (e.g. app=postgresql-backup) run no exporter.
     { job: "postgres-exporter", app: "postgresql", port: METRICS_PORTS.postgresExporter },
     { job: "redis-exporter", app: "redis|redis-broker", port: METRICS_PORTS.redisExporter },
-    { job: "celery-exporter", app: "celery-exporter", port: METRICS_PORTS.celeryExporter },
+    {
+      job: "celery-exporter",
+      app: "celery-exporter",
+      port: METRICS_PORTS.celeryExporter,
+      // celery_queue_length is recorded from the broker's redis_key_size in every stack (see
+      // alert-rules.ts); the exporter's own copy would double every queue's series.
+      dropMetrics: ["celery_queue_length"],
+    },
     { job: "alertmanager", app: "alertmanager", port: METRICS_PORTS.alertmanager },
     { job: "grafana", app: "grafana", port: METRICS_PORTS.grafana },
     { job: "loki", app: "loki", port: METRICS_PORTS.loki },

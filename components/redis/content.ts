@@ -195,6 +195,20 @@ export interface CeleryBrokerSettings {
   transportOptions: Record<string, unknown>;
 }
 
+/** Redis database Celery's broker URL selects; its queues are lists named after them there. */
+export const CELERY_BROKER_DB = 0;
+
+/**
+ * redis_exporter's `REDIS_EXPORTER_CHECK_SINGLE_KEYS` value for Celery's queues: it exports
+ * `redis_key_size{db="db<n>",key="<queue>"}` (LLEN of the list, 0 when the queue is empty and Redis
+ * has deleted the list). The exporter splits on `,` and `=`, so queue names must not contain them.
+ */
+export function celeryQueueKeys(queues: readonly string[], db: number = CELERY_BROKER_DB): string {
+  for (const q of queues)
+    if (/[,=\s]/.test(q) || q === "") throw new Error(`queue name ${JSON.stringify(q)} unusable`);
+  return queues.map((q) => `db${db}=${q}`).join(",");
+}
+
 /**
  * Celery broker settings. With sentinels: kombu's `sentinel://` transport, one URL per sentinel
  * joined by `;`, `master_name` and the sentinels' own password in `sentinel_kwargs`.
@@ -209,7 +223,7 @@ export function celeryBrokerSettings(args: {
   /** Seconds before an unacknowledged task is redelivered; longer than the longest task. */
   visibilityTimeoutS?: number;
 }): CeleryBrokerSettings {
-  const db = args.db ?? 0;
+  const db = args.db ?? CELERY_BROKER_DB;
   const auth = `:${encodeURIComponent(args.password)}@`;
   const visibility = { visibility_timeout: args.visibilityTimeoutS ?? 3600 };
   const sentinels = args.sentinels ?? [];

@@ -63,6 +63,8 @@ export function exporterContainer(args: {
   image: string;
   resources: Resources;
   authSecretName: pulumi.Input<string>;
+  /** `REDIS_EXPORTER_CHECK_SINGLE_KEYS` (see `celeryQueueKeys`); omit to export no key sizes. */
+  checkSingleKeys?: string;
 }): k8s.types.input.core.v1.Container {
   return {
     name: "redis-exporter",
@@ -74,6 +76,9 @@ export function exporterContainer(args: {
         name: "REDIS_PASSWORD",
         valueFrom: { secretKeyRef: { name: args.authSecretName, key: PASSWORD_KEY } },
       },
+      ...(args.checkSingleKeys
+        ? [{ name: "REDIS_EXPORTER_CHECK_SINGLE_KEYS", value: args.checkSingleKeys }]
+        : []),
     ],
     ports: [{ name: "metrics", containerPort: EXPORTER_PORT }],
     resources: toResourceRequirements(args.resources),

@@ -16,6 +16,7 @@ import { workloadCompanions } from "../lib/workload";
 import {
   brokerConf,
   celeryBrokerSettings,
+  celeryQueueKeys,
   maxmemoryFor,
   memoryQuantityBytes,
   sentinelConf,
@@ -48,6 +49,11 @@ export interface RedisBrokerArgs extends ClusterPlacement {
   clients?: NetworkPeer[];
   /** Cluster DNS domain. Default `cluster.local`. */
   clusterDomain?: string;
+  /**
+   * Celery queues whose lengths the pods' redis_exporter sidecars export as `redis_key_size`
+   * (the source of `celery_queue_length`). Default: none.
+   */
+  celeryQueues?: string[];
 }
 
 export const REDIS_BROKER_NAME = "redis-broker";
@@ -304,6 +310,7 @@ export class RedisBroker extends pulumi.ComponentResource {
         image: cfg.exporterImage,
         resources: cfg.exporterResources,
         authSecretName: auth.metadata.name,
+        checkSingleKeys: args.celeryQueues?.length ? celeryQueueKeys(args.celeryQueues) : undefined,
       }),
     );
 

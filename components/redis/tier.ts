@@ -17,6 +17,8 @@ export function redisTier(
     clientApps: string[];
     /** Apps that talk to the broker only (the Celery exporter reading queue lengths). */
     brokerOnlyClientApps?: string[];
+    /** Celery queues whose lengths the broker's exporters export (see RedisBroker). */
+    celeryQueues?: string[];
   },
 ) {
   const clients = [
@@ -37,6 +39,7 @@ export function redisTier(
       ...clients,
       ...(args.brokerOnlyClientApps ?? []).map((app) => ({ podLabels: { app }, ports: [] })),
     ],
+    celeryQueues: args.celeryQueues,
   });
   const backup = args.config.backup.enabled
     ? new RedisBackup("redis-backup", {

@@ -177,7 +177,12 @@ export async function startPostgresPair() {
 }
 
 /** A cluster-enabled Redis 7 node on loopback (its bus port is port + 10000, so port <= 55535). */
-export async function startRedisClusterNode() {
+export function startRedisClusterNode() {
+  return startRedisServer(true);
+}
+
+/** A Redis 7 server on loopback, cluster-enabled or plain (like the Celery broker). */
+export async function startRedisServer(cluster = false) {
   const dir = tempDir("mon-redis-");
   let port = await freePort();
   while (port > 55535) port = await freePort();
@@ -188,10 +193,9 @@ export async function startRedisClusterNode() {
     "127.0.0.1",
     "--dir",
     dir,
-    "--cluster-enabled",
-    "yes",
-    "--cluster-config-file",
-    join(dir, "nodes.conf"),
+    ...(cluster
+      ? ["--cluster-enabled", "yes", "--cluster-config-file", join(dir, "nodes.conf")]
+      : []),
     "--maxmemory",
     "64mb",
     "--save",
@@ -209,6 +213,7 @@ export async function startRedisClusterNode() {
   }
   return {
     addr: `127.0.0.1:${port}`,
+    port,
     async stop() {
       await daemon.stop();
       rmSync(dir, { recursive: true, force: true });

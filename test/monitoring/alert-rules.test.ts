@@ -13,7 +13,11 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
-import { alertGroups, renderAlertRules } from "../../components/monitoring/alert-rules";
+import {
+  alertGroups,
+  RECORDING_GROUPS,
+  renderAlertRules,
+} from "../../components/monitoring/alert-rules";
 import { knownMetricNames } from "../../components/monitoring/catalogue";
 import { metricNames } from "../helpers/monitoring-promql";
 import { run, tempDir } from "../helpers/monitoring-daemons";
@@ -344,24 +348,32 @@ const FIXTURES: Record<string, Fixture> = {
     labels: redisPod,
     warmupMin: 0,
   },
+  // Driven through the recording rule: key sizes of the broker pods (the max counts; a lagging
+  // replica reports less) and a bigger same-named key on a cache pod that must be ignored.
   CeleryQueueHigh: {
     series: (v, n) => [
-      {
-        series: sel("celery_queue_length", {
+      ...[0, 1].map((i) => ({
+        series: sel("redis_key_size", {
           namespace: NS,
-          app: "celery-exporter",
-          pod: "celery-exporter-0",
-          queue_name: "celery",
+          app: "redis-broker",
+          pod: `redis-broker-${i}`,
+          db: "db0",
+          key: "celery",
         }),
-        values: constant(v, n),
+        values: constant(i === 0 ? v : Math.max(0, v - 200), n),
+      })),
+      {
+        series: sel("redis_key_size", {
+          namespace: NS,
+          app: "redis",
+          pod: "redis-0",
+          db: "db0",
+          key: "celery",
+        }),
+        values: constant(5000, n),
       },
     ],
-    labels: {
-      namespace: NS,
-      app: "celery-exporter",
-      pod: "celery-exporter-0",
-      queue_name: "celery",
-    },
+    labels: { namespace: NS, queue_name: "celery" },
     warmupMin: 0,
   },
   "ServiceDown/backend": upFixture({ ...apiPod, pod: "api-1", instance: "10.1.0.3:8000" }),
@@ -661,6 +673,8 @@ function behaviourRules(mutate?: (rule: Record<string, unknown>) => void): strin
   };
   for (const g of doc.groups)
     for (const r of g.rules) {
+      // Recording rules have no `for`, labels or annotations to mutate.
+      if (r.record) continue;
       delete r.annotations;
       mutate?.(r);
     }
@@ -710,7 +724,7 @@ describe("alert rules (promtool)", () => {
     assert.deepEqual(shipped, CONTRACT.map(key).sort());
   });
 
-  test("every rule has severity, team, summary, description and a runbook_url into RUNBOOK.md", () => {
+  test("every alerting rule has severity, team, summary, description and a runbook_url into RUNBOOK.md", () => {
     const doc = parse(readFileSync(writeRules(dir), "utf8")) as {
       groups: {
         rules: {
@@ -732,7 +746,9 @@ describe("alert rules (promtool)", () => {
           .replace(/ /g, "-"),
       ),
     );
-    for (const r of doc.groups.flatMap((g) => g.rules)) {
+    const alerting = doc.groups.flatMap((g) => g.rules).filter((r) => r.alert);
+    assert.equal(alerting.length, CONTRACT.length);
+    for (const r of alerting) {
       assert.ok(["critical", "warning"].includes(r.labels.severity), r.alert);
       assert.ok(["backend", "dba", "devops"].includes(r.labels.team), r.alert);
       assert.ok(r.annotations.summary.length > 10, r.alert);
@@ -755,6 +771,11 @@ describe("alert rules (promtool)", () => {
     for (const r of alertGroups(RULE_OPTIONS).flatMap((g) => g.rules)) {
       for (const m of metricNames(r.expr))
         assert.ok(known.has(m), `${r.alert} reads unknown metric ${m}`);
+    }
+    for (const r of RECORDING_GROUPS.flatMap((g) => g.rules)) {
+      assert.ok(known.has(r.record), `${r.record} is not in the catalogue`);
+      for (const m of metricNames(r.expr))
+        assert.ok(known.has(m), `${r.record} reads unknown metric ${m}`);
     }
   });
 
@@ -810,6 +831,48 @@ describe("alert rules (promtool)", () => {
       }),
     );
     const r = run("promtool", ["test", "rules", "never.test.yml"], { cwd: dir });
+    assert.equal(r.status, 0, r.output);
+  });
+
+  test("celery_queue_length is recorded per queue as the max over broker pods, cache pods ignored", () => {
+    const key = (app: string, pod: string, k: string) =>
+      sel("redis_key_size", { namespace: NS, app, pod, db: "db0", key: k });
+    writeFileSync(
+      join(dir, "recorded.test.yml"),
+      stringify({
+        rule_files: ["rules.yml"],
+        evaluation_interval: "1m",
+        tests: [
+          {
+            name: "recorded",
+            interval: "1m",
+            input_series: [
+              { series: key("redis-broker", "redis-broker-0", "celery"), values: "7+0x3" },
+              { series: key("redis-broker", "redis-broker-1", "celery"), values: "5+0x3" },
+              { series: key("redis-broker", "redis-broker-0", "reports"), values: "0+0x3" },
+              { series: key("redis", "redis-0", "celery"), values: "900+0x3" },
+            ],
+            promql_expr_test: [
+              {
+                expr: "celery_queue_length",
+                eval_time: "2m",
+                exp_samples: [
+                  {
+                    labels: sel("celery_queue_length", { namespace: NS, queue_name: "celery" }),
+                    value: 7,
+                  },
+                  {
+                    labels: sel("celery_queue_length", { namespace: NS, queue_name: "reports" }),
+                    value: 0,
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const r = run("promtool", ["test", "rules", "recorded.test.yml"], { cwd: dir });
     assert.equal(r.status, 0, r.output);
   });
 

@@ -7,12 +7,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { metricSource } from "../../components/monitoring/catalogue";
+import { celeryQueueKeys } from "../../components/redis/content";
 import {
   Daemon,
   scrapeMetricNames,
   startExporter,
   startPostgresPair,
+  run,
   startRedisClusterNode,
+  startRedisServer,
 } from "../helpers/monitoring-daemons";
 
 const stops: (() => unknown)[] = [];
@@ -78,5 +81,28 @@ describe("metric catalogue vs real exporters", () => {
     assert.match(text, /^redis_up 1$/m);
     // A lone node without slots reports cluster_state:fail, which is what RedisClusterNotOk reads.
     assert.match(text, /^redis_cluster_state 0$/m);
+  });
+
+  test("redis_exporter with the broker's key setting exports each Celery queue's length as redis_key_size", async () => {
+    const broker = await startRedisServer();
+    stops.push(broker.stop);
+    const cli = (...args: string[]) => run("redis-cli", ["-p", String(broker.port), ...args]);
+    // Celery's Redis transport keeps a queue as a list named after it (LPUSH, BRPOP).
+    const pushed = cli("LPUSH", "celery", "t1", "t2", "t3", "t4");
+    assert.equal(pushed.output.trim(), "4", pushed.output);
+    cli("LPUSH", "reports", "r1");
+    cli("RPOP", "reports"); // emptied: Redis deletes the list
+    // The very env value the broker pods' sidecars get (components/redis/redis-broker.ts).
+    const e = await startExporter(
+      "prometheus-redis-exporter",
+      (listen) => [`--web.listen-address=${listen}`, `--redis.addr=${broker.addr}`],
+      { REDIS_EXPORTER_CHECK_SINGLE_KEYS: celeryQueueKeys(["celery", "reports"]) },
+    );
+    exporters.push(e.daemon);
+    assert.deepEqual(missing("redis-exporter-broker", await scrapeMetricNames(e.url)), []);
+    const text = await (await fetch(e.url)).text();
+    assert.match(text, /^redis_key_size\{db="db0",key="celery"\} 4$/m);
+    // An empty queue reads 0, not a missing series.
+    assert.match(text, /^redis_key_size\{db="db0",key="reports"\} 0$/m);
   });
 });
