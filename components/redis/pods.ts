@@ -1,7 +1,11 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Resources } from "../config/app";
-import { restrictedContainerSecurity, toResourceRequirements } from "../lib/k8s";
+import {
+  restrictedContainerSecurity,
+  restrictedPodSecurity,
+  toResourceRequirements,
+} from "../lib/k8s";
 import { RedisScriptName, redisScript } from "./content";
 
 /** uid/gid of the `redis` user in the official image; PVCs are made writable for it via fsGroup. */
@@ -148,4 +152,40 @@ export function podDnsEnv(
       value: `$(POD_NAME).${headlessService}.$(POD_NAMESPACE).svc.${clusterDomain}`,
     },
   ];
+}
+
+/**
+ * StatefulSet spec shared by the cache cluster and the broker: peers start together (each
+ * entrypoint finds its role itself), hardened pods spread over nodes, one data PVC per pod.
+ */
+export function redisStatefulSetSpec(a: {
+  serviceName: pulumi.Input<string>;
+  replicas: number;
+  selector: Record<string, string>;
+  labels: Record<string, string>;
+  serviceAccountName: pulumi.Input<string>;
+  containers: k8s.types.input.core.v1.Container[];
+  volumes: k8s.types.input.core.v1.Volume[];
+  storage: { size: string; storageClass?: string };
+}): k8s.types.input.apps.v1.StatefulSetSpec {
+  return {
+    serviceName: a.serviceName,
+    replicas: a.replicas,
+    podManagementPolicy: "Parallel",
+    selector: { matchLabels: a.selector },
+    updateStrategy: { type: "RollingUpdate" },
+    template: {
+      metadata: { labels: a.labels, annotations: exporterAnnotations },
+      spec: {
+        serviceAccountName: a.serviceAccountName,
+        automountServiceAccountToken: false,
+        securityContext: restrictedPodSecurity(REDIS_UID),
+        affinity: preferSpreadAffinity(a.selector),
+        terminationGracePeriodSeconds: 30,
+        containers: a.containers,
+        volumes: a.volumes,
+      },
+    },
+    volumeClaimTemplates: [dataClaim(a.labels, a.storage)],
+  };
 }

@@ -7,7 +7,6 @@ import {
   NetworkPeer,
   plainEnv,
   restrictedContainerSecurity,
-  restrictedPodSecurity,
   selectorLabels,
   toResourceRequirements,
   workloadLabels,
@@ -27,17 +26,14 @@ import {
   EXPORTER_PORT,
   PASSWORD_KEY,
   REDIS_PORT,
-  REDIS_UID,
   SCRIPTS_PATH,
   SENTINEL_PORT,
-  dataClaim,
-  exporterAnnotations,
   exporterContainer,
   pingProbe,
   podDnsEnv,
-  preferSpreadAffinity,
   redisVolumes,
   scriptsData,
+  redisStatefulSetSpec,
 } from "./pods";
 
 export interface RedisBrokerArgs extends ClusterPlacement {
@@ -318,37 +314,27 @@ export class RedisBroker extends pulumi.ComponentResource {
       `${name}-statefulset`,
       {
         metadata: meta(base),
-        spec: {
+        spec: redisStatefulSetSpec({
           serviceName: headlessSvc.metadata.name,
           replicas: servers,
-          podManagementPolicy: "Parallel",
-          selector: { matchLabels: selector },
-          updateStrategy: { type: "RollingUpdate" },
-          template: {
-            metadata: { labels, annotations: exporterAnnotations },
-            spec: {
-              serviceAccountName: serviceAccount.metadata.name,
-              automountServiceAccountToken: false,
-              securityContext: restrictedPodSecurity(REDIS_UID),
-              affinity: preferSpreadAffinity(selector),
-              terminationGracePeriodSeconds: 30,
-              containers,
-              volumes: [
-                ...redisVolumes({
-                  scriptsConfigMap: scripts.metadata.name,
-                  configConfigMap: config.metadata.name,
-                  authSecrets: [{ volume: "auth", secretName: auth.metadata.name }],
-                }),
-                // Both hold files with the password: memory-backed, never on the node's disk.
-                { name: "runtime", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
-                ...(sentinel
-                  ? [{ name: "sentinel-runtime", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } }]
-                  : []),
-              ],
-            },
-          },
-          volumeClaimTemplates: [dataClaim(labels, b.storage)],
-        },
+          selector,
+          labels,
+          serviceAccountName: serviceAccount.metadata.name,
+          containers,
+          volumes: [
+            ...redisVolumes({
+              scriptsConfigMap: scripts.metadata.name,
+              configConfigMap: config.metadata.name,
+              authSecrets: [{ volume: "auth", secretName: auth.metadata.name }],
+            }),
+            // Both hold files with the password: memory-backed, never on the node's disk.
+            { name: "runtime", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+            ...(sentinel
+              ? [{ name: "sentinel-runtime", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } }]
+              : []),
+          ],
+          storage: b.storage,
+        }),
       },
       child,
     );

@@ -22,14 +22,12 @@ import {
   REDIS_PORT,
   REDIS_UID,
   SCRIPTS_PATH,
-  dataClaim,
-  exporterAnnotations,
   exporterContainer,
   pingProbe,
   podDnsEnv,
-  preferSpreadAffinity,
   redisVolumes,
   scriptsData,
+  redisStatefulSetSpec,
 } from "./pods";
 
 export interface RedisClusterArgs extends ClusterPlacement {
@@ -199,68 +197,58 @@ export class RedisCluster extends pulumi.ComponentResource {
       `${name}-statefulset`,
       {
         metadata: meta(base),
-        spec: {
+        // Cluster nodes are peers: started together, the formation Job waits for all.
+        spec: redisStatefulSetSpec({
           serviceName: headlessSvc.metadata.name,
           replicas: nodeCount,
-          // Cluster nodes are peers: start them together, the formation Job waits for all.
-          podManagementPolicy: "Parallel",
-          selector: { matchLabels: selector },
-          updateStrategy: { type: "RollingUpdate" },
-          template: {
-            metadata: { labels, annotations: exporterAnnotations },
-            spec: {
-              serviceAccountName: serviceAccount.metadata.name,
-              automountServiceAccountToken: false,
-              securityContext: restrictedPodSecurity(REDIS_UID),
-              affinity: preferSpreadAffinity(selector),
-              terminationGracePeriodSeconds: 30,
-              containers: [
-                {
-                  name: "redis",
-                  image: cfg.image,
-                  imagePullPolicy: "IfNotPresent",
-                  command: ["bash", `${SCRIPTS_PATH}/node-entrypoint.sh`],
-                  env: [
-                    ...podDnsEnv("REDIS_ANNOUNCE_HOSTNAME", headless, domain),
-                    ...plainEnv({
-                      REDIS_CONF: `${CONFIG_PATH}/redis.conf`,
-                      REDIS_DATA_DIR: "/data",
-                      REDIS_RUNTIME_DIR: "/run/redis",
-                      REDIS_PORT: String(REDIS_PORT),
-                      REDIS_PASSWORD_FILE: `${AUTH_PATH}/${PASSWORD_KEY}`,
-                    }),
-                  ],
-                  ports: [
-                    { name: "redis", containerPort: REDIS_PORT },
-                    { name: "bus", containerPort: BUS_PORT },
-                  ],
-                  resources: toResourceRequirements(c.resources),
-                  securityContext: restrictedContainerSecurity(true),
-                  readinessProbe: pingProbe(REDIS_PORT, 5, 3),
-                  livenessProbe: { ...pingProbe(REDIS_PORT, 15, 4), initialDelaySeconds: 30 },
-                  volumeMounts: [
-                    { name: "data", mountPath: "/data" },
-                    { name: "runtime", mountPath: "/run/redis" },
-                    { name: "scripts", mountPath: SCRIPTS_PATH, readOnly: true },
-                    { name: "config", mountPath: CONFIG_PATH, readOnly: true },
-                    { name: "auth", mountPath: AUTH_PATH, readOnly: true },
-                  ],
-                },
-                exporterContainer({
-                  image: cfg.exporterImage,
-                  resources: cfg.exporterResources,
-                  authSecretName: auth.metadata.name,
+          selector,
+          labels,
+          serviceAccountName: serviceAccount.metadata.name,
+          containers: [
+            {
+              name: "redis",
+              image: cfg.image,
+              imagePullPolicy: "IfNotPresent",
+              command: ["bash", `${SCRIPTS_PATH}/node-entrypoint.sh`],
+              env: [
+                ...podDnsEnv("REDIS_ANNOUNCE_HOSTNAME", headless, domain),
+                ...plainEnv({
+                  REDIS_CONF: `${CONFIG_PATH}/redis.conf`,
+                  REDIS_DATA_DIR: "/data",
+                  REDIS_RUNTIME_DIR: "/run/redis",
+                  REDIS_PORT: String(REDIS_PORT),
+                  REDIS_PASSWORD_FILE: `${AUTH_PATH}/${PASSWORD_KEY}`,
                 }),
               ],
-              volumes: [
-                ...volumes,
-                // Holds the include with the password: memory-backed, never on the node's disk.
-                { name: "runtime", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+              ports: [
+                { name: "redis", containerPort: REDIS_PORT },
+                { name: "bus", containerPort: BUS_PORT },
+              ],
+              resources: toResourceRequirements(c.resources),
+              securityContext: restrictedContainerSecurity(true),
+              readinessProbe: pingProbe(REDIS_PORT, 5, 3),
+              livenessProbe: { ...pingProbe(REDIS_PORT, 15, 4), initialDelaySeconds: 30 },
+              volumeMounts: [
+                { name: "data", mountPath: "/data" },
+                { name: "runtime", mountPath: "/run/redis" },
+                { name: "scripts", mountPath: SCRIPTS_PATH, readOnly: true },
+                { name: "config", mountPath: CONFIG_PATH, readOnly: true },
+                { name: "auth", mountPath: AUTH_PATH, readOnly: true },
               ],
             },
-          },
-          volumeClaimTemplates: [dataClaim(labels, c.storage)],
-        },
+            exporterContainer({
+              image: cfg.exporterImage,
+              resources: cfg.exporterResources,
+              authSecretName: auth.metadata.name,
+            }),
+          ],
+          volumes: [
+            ...volumes,
+            // Holds the include with the password: memory-backed, never on the node's disk.
+            { name: "runtime", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
+          ],
+          storage: c.storage,
+        }),
       },
       child,
     );
