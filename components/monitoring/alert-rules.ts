@@ -347,10 +347,12 @@ const BROKER_APP = "redis-broker";
  * broker pods' redis_exporter sidecars (`redis_key_size` of each queue's list in the broker db): every stack
  * has them, whatever broker mode, and they need no broker URL. Primary and replicas hold the same
  * list, so the max over pods is the length (a lagging replica can only under-report).
+ * A recording group named like an alert group is evaluated first inside it: groups run
+ * independently, rules within a group in order, so an alert never reads a one-interval-old value.
  */
 export const RECORDING_GROUPS: readonly { name: string; rules: readonly RecordingRule[] }[] = [
   {
-    name: "celery-queues",
+    name: "stock-analysis-alerts",
     rules: [
       {
         record: "celery_queue_length",
@@ -367,20 +369,28 @@ export function renderAlertRules(groups: readonly AlertGroup[], runbookUrl: stri
   return stringify(
     {
       groups: [
-        ...RECORDING_GROUPS.map((g) => ({ name: g.name, rules: g.rules.map((r) => ({ ...r })) })),
+        ...RECORDING_GROUPS.filter((rg) => !groups.some((g) => g.name === rg.name)).map((g) => ({
+          name: g.name,
+          rules: g.rules.map((r) => ({ ...r })),
+        })),
         ...groups.map((g) => ({
           name: g.name,
-          rules: g.rules.map((r) => ({
-            alert: r.alert,
-            expr: r.expr,
-            for: r.for,
-            labels: { severity: r.severity, team: r.team, ...r.labels },
-            annotations: {
-              summary: r.summary,
-              description: r.description,
-              runbook_url: `${runbookUrl}#${r.runbookAnchor}`,
-            },
-          })),
+          rules: [
+            ...(RECORDING_GROUPS.find((rg) => rg.name === g.name)?.rules ?? []).map((r) => ({
+              ...r,
+            })),
+            ...g.rules.map((r) => ({
+              alert: r.alert,
+              expr: r.expr,
+              for: r.for,
+              labels: { severity: r.severity, team: r.team, ...r.labels },
+              annotations: {
+                summary: r.summary,
+                description: r.description,
+                runbook_url: `${runbookUrl}#${r.runbookAnchor}`,
+              },
+            })),
+          ],
         })),
       ],
     },
