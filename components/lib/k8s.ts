@@ -133,3 +133,18 @@ export function childOptions(
 ): pulumi.CustomResourceOptions {
   return { parent, provider, ...extra };
 }
+
+/** A PVC template for a StatefulSet's data volume. */
+export function dataClaim(
+  labels: Record<string, string>,
+  storage: { size: string; storageClass?: string },
+): k8s.types.input.core.v1.PersistentVolumeClaim {
+  return {
+    metadata: { name: "data", labels },
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      storageClassName: storage.storageClass,
+      resources: { requests: { storage: storage.size } },
+    },
+  };
+}

@@ -2,6 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { MonitoringConfig } from "../config/monitoring";
 import {
+  dataClaim,
   ClusterPlacement,
   restrictedContainerSecurity,
   restrictedPodSecurity,
@@ -195,14 +196,10 @@ export class Prometheus extends pulumi.ComponentResource {
             },
           },
           volumeClaimTemplates: [
-            {
-              metadata: { name: "data", labels },
-              spec: {
-                accessModes: ["ReadWriteOnce"],
-                storageClassName: args.config.storageClass,
-                resources: { requests: { storage: args.config.storage } },
-              },
-            },
+            dataClaim(labels, {
+              size: args.config.storage,
+              storageClass: args.config.storageClass,
+            }),
           ],
         },
       },

@@ -5,6 +5,7 @@ import * as random from "@pulumi/random";
 import type { PostgresConfig } from "../config/postgres";
 import { memoryToBytes } from "../config/validators";
 import {
+  dataClaim,
   ClusterPlacement,
   NetworkPeer,
   SecretKeyRef,
@@ -322,16 +323,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
               ],
             },
           },
-          volumeClaimTemplates: [
-            {
-              metadata: { name: "data", labels },
-              spec: {
-                accessModes: ["ReadWriteOnce"],
-                storageClassName: c.storage.storageClass,
-                resources: { requests: { storage: c.storage.size } },
-              },
-            },
-          ],
+          volumeClaimTemplates: [dataClaim(labels, c.storage)],
         },
       },
       child,

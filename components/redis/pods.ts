@@ -2,6 +2,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Resources } from "../config/app";
 import {
+  dataClaim,
   restrictedContainerSecurity,
   restrictedPodSecurity,
   toResourceRequirements,
@@ -119,21 +120,6 @@ export function preferSpreadAffinity(
           },
         },
       ],
-    },
-  };
-}
-
-/** A PVC template for a StatefulSet's data volume. */
-export function dataClaim(
-  labels: Record<string, string>,
-  storage: { size: string; storageClass?: string },
-): k8s.types.input.core.v1.PersistentVolumeClaim {
-  return {
-    metadata: { name: "data", labels },
-    spec: {
-      accessModes: ["ReadWriteOnce"],
-      storageClassName: storage.storageClass,
-      resources: { requests: { storage: storage.size } },
     },
   };
 }
