@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { PREFLIGHT_ENV, clusterPreflight } from "./components/cluster/preflight";
 import { loadConfig } from "./components/config/load";
 import { buildPlatform } from "./components/platform";
 
@@ -10,4 +11,12 @@ const secretKeys = Object.keys(raw).filter((k) => runtime.isConfigSecret?.(k) ??
 // Validation runs before any resource is registered: bad config fails with one message.
 const config = loadConfig(raw, secretKeys);
 
-export = buildPlatform(config, pulumi.getStack());
+// An async entrypoint: what an existing cluster lacks is reported before anything is registered.
+export = async () => {
+  if (config.cluster.mode === "existing" && process.env[PREFLIGHT_ENV] !== "skip")
+    await clusterPreflight(config, {
+      dryRun: pulumi.runtime.isDryRun(),
+      warn: (msg) => pulumi.log.warn(msg),
+    });
+  return buildPlatform(config, pulumi.getStack());
+};

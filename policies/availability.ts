@@ -19,11 +19,10 @@ interface ReplicasConfig {
 
 const DEFAULT_MIN_REPLICAS = 2;
 
-export const minimumReplicas = resourcePolicy<ReplicasConfig>({
+export const minimumReplicas = stackPolicy<ReplicasConfig>({
   name: "minimum-replicas",
   description:
     "Stateless workloads (Deployments, and the HPAs scaling them) run at least the stack's minimum replicas, so one pod loss or a rollout is not an outage.",
-  types: [DEPLOYMENT, ...HPA_TYPES],
   config: {
     properties: {
       minReplicas: {
@@ -34,19 +33,46 @@ export const minimumReplicas = resourcePolicy<ReplicasConfig>({
       },
     },
   },
-  check({ type, props, config }, report) {
+  check(objects, config, report) {
     const minimum = config.minReplicas ?? DEFAULT_MIN_REPLICAS;
-    const field = type === DEPLOYMENT ? "replicas" : "minReplicas";
-    const v = at(props, "spec", field);
-    if (isUnknown(v)) return;
-    const replicas = typeof v === "number" ? v : 1;
-    if (replicas < minimum)
-      report(
-        `spec.${field} is ${absent(v) ? "unset (1)" : replicas}, below this stack's minimum of ${minimum}`,
-        `set the workload's replicas${type === DEPLOYMENT ? "" : " (autoscaling.minReplicas)"} to at least ${minimum} in Pulumi.<stack>.yaml`,
-      );
+    const scaled = autoscaledDeployments(objects);
+    for (const o of objects) {
+      const isHpa = HPA_TYPES.includes(o.type);
+      if ((o.type !== DEPLOYMENT && !isHpa) || o.exempt !== undefined) continue;
+      // An autoscaled Deployment carries no count of its own; its HPA's floor is checked.
+      if (o.type === DEPLOYMENT && scaled.has(deploymentKey(o.props))) continue;
+      const field = isHpa ? "minReplicas" : "replicas";
+      const v = at(o.props, "spec", field);
+      if (isUnknown(v)) continue;
+      const replicas = typeof v === "number" ? v : 1;
+      if (replicas < minimum)
+        report(
+          o,
+          `spec.${field} is ${absent(v) ? "unset (1)" : replicas}, below this stack's minimum of ${minimum}`,
+          `set the workload's replicas${isHpa ? " (autoscaling.minReplicas)" : ""} to at least ${minimum} in Pulumi.<stack>.yaml`,
+        );
+    }
   },
 });
+
+const deploymentKey = (props: Record<string, unknown>) =>
+  `${str(metadataOf(props).namespace) ?? ""}/${str(metadataOf(props).name) ?? ""}`;
+
+/** `<namespace>/<name>` of each Deployment an HPA scales, with the HPA's floor. */
+function autoscaledDeployments(objects: StackObject[]): Map<string, number | undefined> {
+  const out = new Map<string, number | undefined>();
+  for (const o of objects) {
+    if (!HPA_TYPES.includes(o.type)) continue;
+    const ref = obj(at(o.props, "spec", "scaleTargetRef")) ?? {};
+    if (str(ref.kind) !== "Deployment") continue;
+    const min = at(o.props, "spec", "minReplicas");
+    out.set(
+      `${str(metadataOf(o.props).namespace) ?? ""}/${str(ref.name) ?? ""}`,
+      isUnknown(min) ? undefined : typeof min === "number" ? min : 1,
+    );
+  }
+  return out;
+}
 
 /** How many pods the PDB lets the eviction API take down at once, given the workload's replicas. */
 function allowedDisruptions(pdb: StackObject, replicas: number): number | undefined {
@@ -71,6 +97,7 @@ export const podDisruptionBudget = stackPolicy({
     "Every stateless workload (Deployment) has a PodDisruptionBudget that still allows at least one voluntary disruption.",
   check(objects, _config, report) {
     const pdbs = objects.filter((o) => o.type === PDB);
+    const scaled = autoscaledDeployments(objects);
     for (const o of objects) {
       if (o.type !== DEPLOYMENT || o.exempt !== undefined) continue;
       const labels = workloadOf(o.type, o.props)!.podLabels;
@@ -92,7 +119,11 @@ export const podDisruptionBudget = stackPolicy({
         );
         continue;
       }
-      const replicasRaw = at(o.props, "spec", "replicas");
+      // An autoscaled Deployment runs at least its HPA's floor.
+      const replicasRaw = scaled.has(deploymentKey(o.props))
+        ? scaled.get(deploymentKey(o.props))
+        : at(o.props, "spec", "replicas");
+      if (replicasRaw === undefined && scaled.has(deploymentKey(o.props))) continue;
       if (isUnknown(replicasRaw)) continue;
       const replicas = typeof replicasRaw === "number" ? replicasRaw : 1;
       for (const p of matching) {

@@ -3,11 +3,12 @@
  * writes every Kubernetes object as YAML, one file per object, Secret values redacted.
  *   npm run render -- --stack dev [--out DIR] [--json] [--set key=jsonValue ...]
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
+import { PreflightError } from "../components/cluster/preflight";
 import { ConfigError } from "../components/config/load";
+import { writeRenderDir } from "./lib/render-files";
 import {
   ProgramError,
   kubernetesObjects,
@@ -33,7 +34,10 @@ async function main(): Promise<number> {
   try {
     rendered = await renderStack(stack, overrides);
   } catch (e) {
-    if (e instanceof ProgramError && e.cause instanceof ConfigError) {
+    if (
+      e instanceof ProgramError &&
+      (e.cause instanceof ConfigError || e.cause instanceof PreflightError)
+    ) {
       process.stderr.write(
         `${e.cause.message}\n(${e.resourcesRegistered} resources were registered)\n`,
       );
@@ -54,16 +58,8 @@ async function main(): Promise<number> {
   }
   if (values.out) {
     const dir = path.resolve(values.out);
-    fs.mkdirSync(dir, { recursive: true });
-    for (const f of fs.readdirSync(dir)) if (f.endsWith(".yaml")) fs.rmSync(path.join(dir, f));
-    const used = new Set<string>();
-    for (const o of objects) {
-      let file = `${o.kind.toLowerCase()}-${o.metadata.name}.yaml`;
-      if (used.has(file))
-        file = `${o.kind.toLowerCase()}-${o.metadata.namespace ?? "cluster"}-${o.metadata.name}.yaml`;
-      used.add(file);
-      fs.writeFileSync(path.join(dir, file), stringify(o, { sortMapEntries: false }));
-    }
+    // File names sort in dependency order, so `kubectl apply -f DIR` works in one pass.
+    writeRenderDir(objects, dir);
     process.stdout.write(`Wrote ${objects.length} objects to ${dir}\n\n`);
   }
   process.stdout.write(`${formatSummary(stack, objects)}\n`);

@@ -3,7 +3,9 @@
 #   scripts/setup.sh          npm packages (root project and policy pack)
 #   scripts/setup.sh --tools  also the Debian packages the real-daemon tests run:
 #                             PostgreSQL 15, Redis 7, promtool, amtool, shellcheck; and
-#                             kombu/redis-py from PyPI for the Celery broker test
+#                             kombu/redis-py from PyPI for the Celery broker test; and the
+#                             simulated Kubernetes cluster (scripts/cluster-sim/build.sh: built
+#                             from Go modules once, ~16 min cold, then copied from the cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,9 @@ if [ "${1:-}" = "--tools" ]; then
   command -v zstd >/dev/null || missing+=(zstd)
   command -v pigz >/dev/null || missing+=(pigz)
   command -v runuser >/dev/null || missing+=(util-linux)
+  # The simulated cluster's PKI and readiness probes.
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
   if [ "${#missing[@]}" -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -48,6 +53,7 @@ if [ "${1:-}" = "--tools" ]; then
     echo "setup: pip install -r test/redis/requirements.txt" >&2
     python3 -m pip install --quiet --disable-pip-version-check -r test/redis/requirements.txt
   fi
+  bash scripts/cluster-sim/build.sh
   # Debian starts the packaged services on install; tests run their own on random ports.
   for svc in postgresql redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
     prometheus-postgres-exporter prometheus-redis-exporter; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the test suite with Node's built-in runner (each file in its own process,
 # so Pulumi mocks and daemons never leak between files).
-#   scripts/test.sh            every suite under test/ except test/engine
+#   scripts/test.sh            every suite under test/ except test/engine (test/cluster starts the
+#                              simulated cluster that scripts/setup.sh --tools builds)
 #   scripts/test.sh unit       only test/unit (fast, no daemons)
 #   scripts/test.sh <dir>...   only the given folders under test/
 #   scripts/test.sh engine     the real-engine tests (npm run test:engine): they need the Pulumi

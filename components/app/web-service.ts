@@ -52,7 +52,6 @@ export class WebService extends pulumi.ComponentResource {
     const labels = workloadLabels(args.name, args.component, args.instance);
     const selector = selectorLabels(args.name);
     const child = { parent: this, provider: args.provider };
-    const writable = writableVolumes(c.writablePaths);
 
     const { serviceAccount } = workloadCompanions(this, args.provider, {
       name: args.name,
@@ -62,79 +61,15 @@ export class WebService extends pulumi.ComponentResource {
       network: args.network ?? {},
     });
 
-    const httpGet = { path: c.healthPath, port: "http" };
-    const podAnnotations: Record<string, string> = c.metrics.enabled
-      ? {
-          "prometheus.io/scrape": "true",
-          "prometheus.io/port": String(c.port),
-          "prometheus.io/path": c.metrics.path,
-        }
-      : {};
-
     const deployment = new k8s.apps.v1.Deployment(
       args.name,
       {
         metadata: { name: args.name, namespace: args.namespace, labels },
-        spec: {
-          replicas: c.replicas,
-          revisionHistoryLimit: 5,
-          minReadySeconds: 5,
-          progressDeadlineSeconds: 600,
-          selector: { matchLabels: selector },
-          // A new pod must be Ready before an old one goes: capacity never drops during a rollout.
-          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-          template: {
-            metadata: { labels, annotations: podAnnotations },
-            spec: {
-              serviceAccountName: serviceAccount.metadata.name,
-              automountServiceAccountToken: false,
-              securityContext: restrictedPodSecurity(),
-              imagePullSecrets: args.imagePullSecrets?.map((n) => ({ name: n })),
-              terminationGracePeriodSeconds: 30,
-              topologySpreadConstraints: spreadOverNodes(selector),
-              containers: [
-                {
-                  name: args.name,
-                  image: args.image ?? c.image,
-                  imagePullPolicy: "IfNotPresent",
-                  ports: [{ name: "http", containerPort: c.port, protocol: "TCP" }],
-                  env: [
-                    { name: "PORT", value: String(c.port) },
-                    ...plainEnv(c.env),
-                    ...secretEnv(args.secretEnv ?? {}),
-                  ],
-                  resources: toResourceRequirements(c.resources),
-                  securityContext: restrictedContainerSecurity(true),
-                  // Slow first boot (migrations, warm caches) must not trip liveness.
-                  startupProbe: {
-                    httpGet,
-                    periodSeconds: 5,
-                    timeoutSeconds: 3,
-                    failureThreshold: 36,
-                  },
-                  readinessProbe: {
-                    httpGet,
-                    periodSeconds: 10,
-                    timeoutSeconds: 3,
-                    failureThreshold: 3,
-                  },
-                  livenessProbe: {
-                    httpGet,
-                    periodSeconds: 20,
-                    timeoutSeconds: 5,
-                    failureThreshold: 3,
-                  },
-                  // Endpoints removal propagates asynchronously; keep serving while it does.
-                  lifecycle: { preStop: { sleep: { seconds: 5 } } },
-                  volumeMounts: writable.mounts,
-                },
-              ],
-              volumes: writable.volumes,
-            },
-          },
-        },
+        spec: deploymentSpec(args, labels, serviceAccount.metadata.name),
       },
-      child,
+      // The HPA scales through the scale subresource; sending or diffing the count would undo
+      // it (and conflict with its field manager under server-side apply).
+      c.autoscaling.enabled ? { ...child, ignoreChanges: ["spec.replicas"] } : child,
     );
 
     const service = new k8s.core.v1.Service(
@@ -143,7 +78,7 @@ export class WebService extends pulumi.ComponentResource {
         metadata: { name: args.name, namespace: args.namespace, labels },
         spec: {
           type: "ClusterIP",
-          selector,
+          selector: selectorLabels(args.name),
           ports: [{ name: "http", port: c.port, targetPort: "http", protocol: "TCP" }],
         },
       },
@@ -155,35 +90,7 @@ export class WebService extends pulumi.ComponentResource {
         `${args.name}-hpa`,
         {
           metadata: { name: args.name, namespace: args.namespace, labels },
-          spec: {
-            scaleTargetRef: {
-              apiVersion: "apps/v1",
-              kind: "Deployment",
-              name: deployment.metadata.name,
-            },
-            minReplicas: c.autoscaling.minReplicas,
-            maxReplicas: c.autoscaling.maxReplicas,
-            metrics: [
-              {
-                type: "Resource",
-                resource: {
-                  name: "cpu",
-                  target: {
-                    type: "Utilization",
-                    averageUtilization: c.autoscaling.targetCpuUtilization,
-                  },
-                },
-              },
-            ],
-            // Scale up fast on load, down slowly so a short lull does not drop warm pods.
-            behavior: {
-              scaleUp: { stabilizationWindowSeconds: 0 },
-              scaleDown: {
-                stabilizationWindowSeconds: 300,
-                policies: [{ type: "Pods", value: 1, periodSeconds: 60 }],
-              },
-            },
-          },
+          spec: autoscalerSpec(deployment.metadata.name, c.autoscaling),
         },
         child,
       );
@@ -194,4 +101,97 @@ export class WebService extends pulumi.ComponentResource {
     this.dnsName = pulumi.interpolate`${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`;
     this.registerOutputs({ serviceName: this.serviceName, dnsName: this.dnsName });
   }
+}
+
+/**
+ * Deployment spec: zero-downtime rolling updates, startup/readiness/liveness on the health path.
+ * Carries no `replicas` while an HPA scales it.
+ */
+export function deploymentSpec(
+  args: WebServiceArgs,
+  labels: Record<string, string>,
+  serviceAccountName: pulumi.Input<string>,
+): k8s.types.input.apps.v1.DeploymentSpec {
+  const c = args.config;
+  const selector = selectorLabels(args.name);
+  const writable = writableVolumes(c.writablePaths);
+  const httpGet = { path: c.healthPath, port: "http" };
+  const podAnnotations: Record<string, string> = c.metrics.enabled
+    ? {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": String(c.port),
+        "prometheus.io/path": c.metrics.path,
+      }
+    : {};
+  return {
+    ...(c.autoscaling.enabled ? {} : { replicas: c.replicas }),
+    revisionHistoryLimit: 5,
+    minReadySeconds: 5,
+    progressDeadlineSeconds: 600,
+    selector: { matchLabels: selector },
+    // A new pod must be Ready before an old one goes: capacity never drops during a rollout.
+    strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+    template: {
+      metadata: { labels, annotations: podAnnotations },
+      spec: {
+        serviceAccountName,
+        automountServiceAccountToken: false,
+        securityContext: restrictedPodSecurity(),
+        imagePullSecrets: args.imagePullSecrets?.map((n) => ({ name: n })),
+        terminationGracePeriodSeconds: 30,
+        topologySpreadConstraints: spreadOverNodes(selector),
+        containers: [
+          {
+            name: args.name,
+            image: args.image ?? c.image,
+            imagePullPolicy: "IfNotPresent",
+            ports: [{ name: "http", containerPort: c.port, protocol: "TCP" }],
+            env: [
+              { name: "PORT", value: String(c.port) },
+              ...plainEnv(c.env),
+              ...secretEnv(args.secretEnv ?? {}),
+            ],
+            resources: toResourceRequirements(c.resources),
+            securityContext: restrictedContainerSecurity(true),
+            // Slow first boot (migrations, warm caches) must not trip liveness.
+            startupProbe: { httpGet, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 36 },
+            readinessProbe: { httpGet, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
+            livenessProbe: { httpGet, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 },
+            // Endpoints removal propagates asynchronously; keep serving while it does.
+            lifecycle: { preStop: { sleep: { seconds: 5 } } },
+            volumeMounts: writable.mounts,
+          },
+        ],
+        volumes: writable.volumes,
+      },
+    },
+  };
+}
+
+/** HPA on average CPU: up fast on load, down slowly so a short lull does not drop warm pods. */
+export function autoscalerSpec(
+  deploymentName: pulumi.Input<string>,
+  a: WebServiceConfig["autoscaling"],
+): k8s.types.input.autoscaling.v2.HorizontalPodAutoscalerSpec {
+  return {
+    scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: deploymentName },
+    minReplicas: a.minReplicas,
+    maxReplicas: a.maxReplicas,
+    metrics: [
+      {
+        type: "Resource",
+        resource: {
+          name: "cpu",
+          target: { type: "Utilization", averageUtilization: a.targetCpuUtilization },
+        },
+      },
+    ],
+    behavior: {
+      scaleUp: { stabilizationWindowSeconds: 0 },
+      scaleDown: {
+        stabilizationWindowSeconds: 300,
+        policies: [{ type: "Pods", value: 1, periodSeconds: 60 }],
+      },
+    },
+  };
 }

@@ -4,6 +4,21 @@ import * as pulumi from "@pulumi/pulumi";
 import type { ClusterConfig } from "../config/platform";
 import { kindAddonsScript, kindClusterConfig } from "./kind";
 
+/**
+ * Options of the provider for a live cluster.
+ * - Server-side apply: field ownership lets the HPA (scale subresource) and us share a Deployment.
+ * - Mutable ConfigMaps and Secrets: by default the provider replaces them on any data change,
+ *   which leaves every consumer's reference unknown during preview and so replaces whole
+ *   StatefulSets (all PostgreSQL or Redis members deleted at once). Updated in place, a content
+ *   change rolls consumers one pod at a time through the `checksum/config` annotation their pod
+ *   templates carry; the primary-selection ConfigMap changes without a roll, as designed.
+ */
+export const LIVE_PROVIDER_OPTIONS = {
+  enableServerSideApply: true,
+  enableConfigMapMutable: true,
+  enableSecretMutable: true,
+} as const;
+
 export interface ClusterTargetArgs {
   config: ClusterConfig;
 }
@@ -24,7 +39,7 @@ export class ClusterTarget extends pulumi.ComponentResource {
       case "existing":
         this.provider = new k8s.Provider(
           `${name}-k8s`,
-          { context: c.context, kubeconfig: c.kubeconfig, enableServerSideApply: true },
+          { context: c.context, kubeconfig: c.kubeconfig, ...LIVE_PROVIDER_OPTIONS },
           { parent: this },
         );
         break;
@@ -63,7 +78,7 @@ export class ClusterTarget extends pulumi.ComponentResource {
         this.addonsReady.push(addons);
         this.provider = new k8s.Provider(
           `${name}-k8s`,
-          { kubeconfig: pulumi.secret(kubeconfig.stdout), enableServerSideApply: true },
+          { kubeconfig: pulumi.secret(kubeconfig.stdout), ...LIVE_PROVIDER_OPTIONS },
           { parent: this },
         );
         break;

@@ -66,7 +66,11 @@ function webServiceSchema(defaults: { image: string; port: number; metrics: bool
     .strictObject({
       image: pinnedImage.default(defaults.image),
       build: buildSchema.optional(),
-      replicas: replicaCount.default(1),
+      /**
+       * Pods to run. Default 1. Not allowed while autoscaling is enabled: the HPA owns the
+       * count then (starting at `autoscaling.minReplicas`), and a count we sent would undo it.
+       */
+      replicas: replicaCount.optional(),
       port: z.number().int().min(1024).max(65535).default(defaults.port),
       healthPath: z.string().startsWith("/").default("/health"),
       metrics: z
@@ -86,17 +90,20 @@ function webServiceSchema(defaults: { image: string; port: number; metrics: bool
       env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).default({}),
     })
     .superRefine((s, ctx) => {
-      if (s.autoscaling.enabled) {
+      if (s.autoscaling.enabled && s.replicas !== undefined) {
         const { minReplicas, maxReplicas } = s.autoscaling;
-        if (s.replicas < minReplicas || s.replicas > maxReplicas) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["replicas"],
-            message: `must lie within autoscaling minReplicas..maxReplicas (${minReplicas}..${maxReplicas})`,
-          });
-        }
+        ctx.addIssue({
+          code: "custom",
+          path: ["replicas"],
+          message: `is owned by the autoscaler while autoscaling.enabled is true (it scales ${minReplicas}..${maxReplicas}): remove the key, or set autoscaling.minReplicas/maxReplicas`,
+        });
       }
-    });
+    })
+    .transform((s) => ({
+      ...s,
+      /** Steady-state pods: the configured count, or the autoscaler's floor. */
+      replicas: s.replicas ?? (s.autoscaling.enabled ? s.autoscaling.minReplicas : 1),
+    }));
 }
 
 export const apiSchema = webServiceSchema({

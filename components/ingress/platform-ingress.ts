@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { IngressConfig } from "../config/platform";
-import { ClusterPlacement, PART_OF } from "../lib/k8s";
+import { ClusterPlacement, INGRESS_NO_ADDRESS_AWAIT, PART_OF } from "../lib/k8s";
 
 export interface BackendRef {
   serviceName: pulumi.Input<string>;
@@ -34,6 +34,7 @@ export class PlatformIngress extends pulumi.ComponentResource {
     });
 
     const annotations: Record<string, string> = {
+      ...INGRESS_NO_ADDRESS_AWAIT,
       "nginx.ingress.kubernetes.io/proxy-body-size": c.maxBodySize,
       "nginx.ingress.kubernetes.io/ssl-redirect": String(tls),
       "nginx.ingress.kubernetes.io/force-ssl-redirect": String(tls),

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Resources } from "../config/app";
@@ -148,3 +149,21 @@ export function dataClaim(
     },
   };
 }
+
+/**
+ * Short content hash for a pod template's `checksum/config` annotation: a change of mounted
+ * config or scripts (updated in place) rolls the pods, one at a time for a StatefulSet.
+ */
+export function checksum(...parts: string[]): string {
+  return createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 16);
+}
+
+/**
+ * On every Ingress. The provider would otherwise wait for `.status.loadBalancer`, which only a
+ * controller run with `--publish-service` (and a working load balancer) fills: elsewhere the
+ * whole `up` fails after 10 minutes. Backends are awaited through their workloads; the public
+ * address is the DNS record's business, and the stack outputs the configured hosts.
+ */
+export const INGRESS_NO_ADDRESS_AWAIT: Readonly<Record<string, string>> = {
+  "pulumi.com/skipAwait": "true",
+};

@@ -16,14 +16,23 @@ export function allowPolicySpec(
 ): k8s.types.input.networking.v1.NetworkPolicySpec {
   const ingress = (access.ingressFrom ?? [])
     .map(peerToRule)
-    .map((r) => ({ from: r.peers, ports: r.ports }));
+    .map((r) => ({ from: r.peers, ...nonEmpty("ports", r.ports) }));
   const egress = (access.egressTo ?? [])
     .map(peerToRule)
-    .map((r) => ({ to: r.peers, ports: r.ports }));
+    .map((r) => ({ to: r.peers, ...nonEmpty("ports", r.ports) }));
   return {
     podSelector: { matchLabels: podLabels },
     policyTypes: ["Ingress", "Egress"],
-    ingress,
-    egress,
+    ...nonEmpty("ingress", ingress),
+    ...nonEmpty("egress", egress),
   };
+}
+
+/**
+ * `{ [key]: list }` only when the list has items. The API server stores an empty list as
+ * absent, but compares it as a change first: sending `[]` bumps the object's generation on
+ * every apply, a perpetual diff.
+ */
+function nonEmpty<K extends string, T>(key: K, list: T[]): Partial<Record<K, T[]>> {
+  return list.length > 0 ? ({ [key]: list } as Record<K, T[]>) : {};
 }

@@ -11,6 +11,7 @@ import {
   toResourceRequirements,
   workloadLabels,
   plainEnv,
+  INGRESS_NO_ADDRESS_AWAIT,
 } from "../lib/k8s";
 import { dashboardSpecs, renderDashboard } from "./dashboards";
 import { renderGrafanaDashboardProvider, renderGrafanaDatasources } from "./grafana-provisioning";
@@ -221,7 +222,10 @@ export class Grafana extends pulumi.ComponentResource {
       new k8s.networking.v1.Ingress(
         `${NAME}-ingress`,
         {
-          metadata: { ...meta(NAME), annotations: args.ingress.annotations ?? {} },
+          metadata: {
+            ...meta(NAME),
+            annotations: { ...INGRESS_NO_ADDRESS_AWAIT, ...args.ingress.annotations },
+          },
           spec: {
             ingressClassName: args.ingress.className,
             tls: args.ingress.tlsSecretName

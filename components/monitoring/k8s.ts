@@ -1,15 +1,11 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { createHash } from "node:crypto";
 import { NetworkAccess, allowPolicySpec } from "../lib/network";
 
 /** The Kubernetes API server (443/6443) and kubelets (10250) live outside the pod network. */
 export const CLUSTER_API_PORTS = [443, 6443, 10250];
 
-/** Short content hash for a pod-template annotation, so a config change rolls the pods. */
-export function checksum(...parts: string[]): string {
-  return createHash("sha256").update(parts.join("\0")).digest("hex").slice(0, 16);
-}
+export { checksum } from "../lib/k8s";
 
 /**
  * The NetworkPolicy of a monitoring workload: the explicit peers from `access`, plus egress by
@@ -43,7 +39,8 @@ export function monitoringNetworkPolicy(
     `${args.name}-netpol`,
     {
       metadata: { name: `${args.name}-allow`, namespace: args.namespace, labels: args.labels },
-      spec: { ...spec, egress },
+      // No empty list: the API server drops it, and sending it would be a perpetual diff.
+      spec: egress.length > 0 ? { ...spec, egress } : spec,
     },
     { parent, provider },
   );

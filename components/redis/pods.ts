@@ -153,6 +153,8 @@ export function redisStatefulSetSpec(a: {
   containers: k8s.types.input.core.v1.Container[];
   volumes: k8s.types.input.core.v1.Volume[];
   storage: { size: string; storageClass?: string };
+  /** Hash of the mounted config and scripts: a change rolls the members one by one. */
+  configChecksum: string;
 }): k8s.types.input.apps.v1.StatefulSetSpec {
   return {
     serviceName: a.serviceName,
@@ -161,7 +163,10 @@ export function redisStatefulSetSpec(a: {
     selector: { matchLabels: a.selector },
     updateStrategy: { type: "RollingUpdate" },
     template: {
-      metadata: { labels: a.labels, annotations: exporterAnnotations },
+      metadata: {
+        labels: a.labels,
+        annotations: { ...exporterAnnotations, "checksum/config": a.configChecksum },
+      },
       spec: {
         serviceAccountName: a.serviceAccountName,
         automountServiceAccountToken: false,

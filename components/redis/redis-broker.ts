@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { RedisConfig } from "../config/redis";
 import {
+  checksum,
   ClusterPlacement,
   NetworkPeer,
   plainEnv,
@@ -146,37 +147,33 @@ export class RedisBroker extends pulumi.ComponentResource {
     );
     this.celerySecretName = celery.metadata.name;
 
+    const configData: Record<string, string> = {
+      "broker.conf": brokerConf({
+        maxmemoryBytes: maxmemoryFor(memoryQuantityBytes(b.resources.limits.memory)),
+      }),
+      ...(sentinel
+        ? {
+            "sentinel.conf": sentinelConf({
+              masterName: BROKER_MASTER_NAME,
+              quorum: Math.floor(servers / 2) + 1,
+              downAfterMs: b.downAfterMs,
+            }),
+          }
+        : {}),
+    };
+    const scriptFiles = scriptsData(
+      sentinel
+        ? ["lib.sh", "broker-entrypoint.sh", "sentinel-entrypoint.sh"]
+        : ["lib.sh", "broker-entrypoint.sh"],
+    );
     const config = new k8s.core.v1.ConfigMap(
       `${name}-config`,
-      {
-        metadata: meta(`${base}-config`),
-        data: {
-          "broker.conf": brokerConf({
-            maxmemoryBytes: maxmemoryFor(memoryQuantityBytes(b.resources.limits.memory)),
-          }),
-          ...(sentinel
-            ? {
-                "sentinel.conf": sentinelConf({
-                  masterName: BROKER_MASTER_NAME,
-                  quorum: Math.floor(servers / 2) + 1,
-                  downAfterMs: b.downAfterMs,
-                }),
-              }
-            : {}),
-        },
-      },
+      { metadata: meta(`${base}-config`), data: configData },
       child,
     );
     const scripts = new k8s.core.v1.ConfigMap(
       `${name}-scripts`,
-      {
-        metadata: meta(`${base}-scripts`),
-        data: scriptsData(
-          sentinel
-            ? ["lib.sh", "broker-entrypoint.sh", "sentinel-entrypoint.sh"]
-            : ["lib.sh", "broker-entrypoint.sh"],
-        ),
-      },
+      { metadata: meta(`${base}-scripts`), data: scriptFiles },
       child,
     );
 
@@ -317,6 +314,7 @@ export class RedisBroker extends pulumi.ComponentResource {
         spec: redisStatefulSetSpec({
           serviceName: headlessSvc.metadata.name,
           replicas: servers,
+          configChecksum: checksum(JSON.stringify(configData), JSON.stringify(scriptFiles)),
           selector,
           labels,
           serviceAccountName: serviceAccount.metadata.name,

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { RedisConfig } from "../config/redis";
 import {
+  checksum,
   ClusterPlacement,
   NetworkPeer,
   plainEnv,
@@ -12,6 +13,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
+import { allowPolicySpec } from "../lib/network";
 import { workloadCompanions } from "../lib/workload";
 import { cacheClusterUrl, clusterNodeConf, maxmemoryFor, memoryQuantityBytes } from "./content";
 import {
@@ -116,25 +118,21 @@ export class RedisCluster extends pulumi.ComponentResource {
     );
     this.cacheUrlSecretName = cacheUrl.metadata.name;
 
+    const configData = {
+      "redis.conf": clusterNodeConf({
+        maxmemoryBytes: maxmemoryFor(memoryQuantityBytes(c.resources.limits.memory)),
+        nodeTimeoutMs: c.nodeTimeoutMs,
+      }),
+    };
+    const scriptFiles = scriptsData(["lib.sh", "node-entrypoint.sh", "cluster-form.sh"]);
     const config = new k8s.core.v1.ConfigMap(
       `${name}-config`,
-      {
-        metadata: meta(`${base}-config`),
-        data: {
-          "redis.conf": clusterNodeConf({
-            maxmemoryBytes: maxmemoryFor(memoryQuantityBytes(c.resources.limits.memory)),
-            nodeTimeoutMs: c.nodeTimeoutMs,
-          }),
-        },
-      },
+      { metadata: meta(`${base}-config`), data: configData },
       child,
     );
     const scripts = new k8s.core.v1.ConfigMap(
       `${name}-scripts`,
-      {
-        metadata: meta(`${base}-scripts`),
-        data: scriptsData(["lib.sh", "node-entrypoint.sh", "cluster-form.sh"]),
-      },
+      { metadata: meta(`${base}-scripts`), data: scriptFiles },
       child,
     );
 
@@ -201,6 +199,7 @@ export class RedisCluster extends pulumi.ComponentResource {
         spec: redisStatefulSetSpec({
           serviceName: headlessSvc.metadata.name,
           replicas: nodeCount,
+          configChecksum: checksum(JSON.stringify(configData), JSON.stringify(scriptFiles)),
           selector,
           labels,
           serviceAccountName: serviceAccount.metadata.name,
@@ -268,17 +267,9 @@ export class RedisCluster extends pulumi.ComponentResource {
       `${name}-form-netpol`,
       {
         metadata: meta(`${base}-cluster-form-allow`, formLabels),
-        spec: {
-          podSelector: { matchLabels: selectorLabels(`${base}-cluster-form`) },
-          policyTypes: ["Ingress", "Egress"],
-          ingress: [],
-          egress: [
-            {
-              to: [{ podSelector: { matchLabels: selector } }],
-              ports: [{ protocol: "TCP", port: REDIS_PORT }],
-            },
-          ],
-        },
+        spec: allowPolicySpec(selectorLabels(`${base}-cluster-form`), {
+          egressTo: [{ podLabels: selector, ports: [REDIS_PORT] }],
+        }),
       },
       child,
     );

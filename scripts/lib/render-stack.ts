@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
+import { PREFLIGHT_ENV } from "../../components/cluster/preflight";
 import { PROJECT } from "../../components/config/load";
 
 export const REPO_ROOT = path.resolve(__dirname, "../..");
@@ -21,6 +22,48 @@ export interface RenderedResource {
   provider?: string;
   /** Input paths (dot-separated) whose values the program marked as Pulumi secrets. */
   secretPaths: string[];
+  /** Resource options that change how the engine diffs and replaces it. */
+  options: ResourceOptionsSeen;
+}
+
+/** The resource options a registration carried (mocks do not pass them to `newResource`). */
+export interface ResourceOptionsSeen {
+  ignoreChanges: string[];
+  replaceOnChanges: string[];
+  deleteBeforeReplace: boolean;
+  protect: boolean;
+}
+
+// The subset of the SDK's RegisterResourceRequest read here.
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getIgnorechangesList(): string[];
+  getReplaceonchangesList(): string[];
+  getDeletebeforereplace(): boolean;
+  getProtect(): boolean;
+}
+
+/**
+ * Wraps the mock monitor's registerResource to record each registration's options by
+ * `type::name`, read back when the mock's newResource runs.
+ */
+function recordOptions(): Map<string, ResourceOptionsSeen> {
+  const seen = new Map<string, ResourceOptionsSeen>();
+  const monitor = pulumi.runtime.getMonitor() as unknown as {
+    registerResource(req: RegisterRequest, cb: unknown): unknown;
+  };
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, cb) => {
+    seen.set(`${req.getType()}::${req.getName()}`, {
+      ignoreChanges: req.getIgnorechangesList(),
+      replaceOnChanges: req.getReplaceonchangesList(),
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      protect: req.getProtect(),
+    });
+    return register(req, cb);
+  };
+  return seen;
 }
 
 // How the SDK serialises a secret value on the wire to the (mock) engine.
@@ -144,6 +187,8 @@ export async function renderStack(
     else config[key] = typeof v === "string" ? v : JSON.stringify(v);
   }
   const resources: RenderedResource[] = [];
+  // eslint-disable-next-line prefer-const -- assigned once the mock monitor exists
+  let options: Map<string, ResourceOptionsSeen>;
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -158,6 +203,12 @@ export async function renderStack(
           secretPaths,
           custom: args.custom ?? true,
           provider: args.provider,
+          options: options.get(`${args.type}::${args.name}`) ?? {
+            ignoreChanges: [],
+            replaceOnChanges: [],
+            deleteBeforeReplace: false,
+            protect: false,
+          },
         });
         return { id: `${args.name}-id`, state: mockOutputs({ ...args, inputs }) };
       },
@@ -169,12 +220,17 @@ export async function renderStack(
     stack,
     false,
   );
+  options = recordOptions();
   pulumi.runtime.setAllConfig(config, secretKeys);
 
+  // No cluster to ask offline; a test that wants the preflight sets the variable itself.
+  process.env[PREFLIGHT_ENV] ??= "skip";
   let program: Record<string, unknown>;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    program = require(path.join(REPO_ROOT, "index.ts")) as Record<string, unknown>;
+    const entry = require(path.join(REPO_ROOT, "index.ts")) as unknown;
+    // The program's entrypoint is an async function (its preflight awaits the cluster).
+    program = (typeof entry === "function" ? await entry() : entry) as Record<string, unknown>;
   } catch (e) {
     throw new ProgramError(e, resources.length);
   }

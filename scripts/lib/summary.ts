@@ -29,8 +29,13 @@ export function podSpecOf(obj: K8sObject): PodSpec | undefined {
 export interface WorkloadSize {
   kind: string;
   name: string;
-  /** Pods it runs in steady state (DaemonSets count one node; batch kinds count 0). */
+  /**
+   * Pods it runs in steady state (DaemonSets count one node; batch kinds count 0; an
+   * HPA-scaled workload counts its floor).
+   */
   replicas: number;
+  /** Set when a HorizontalPodAutoscaler owns the count. */
+  autoscaled?: { min: number; max: number };
   /** Per pod: sum of containers, or the largest init container when that is bigger (as the scheduler does). */
   cpuRequestMilli: number;
   memoryRequestBytes: number;
@@ -55,14 +60,35 @@ function effective(spec: PodSpec, field: "requests" | "limits", res: "cpu" | "me
   return Math.max(sum(spec.containers, field, res), maxInit);
 }
 
+/** `<kind>/<name>` of each HPA's target, with its replica range. */
+function autoscaledTargets(objects: K8sObject[]): Map<string, { min: number; max: number }> {
+  const targets = new Map<string, { min: number; max: number }>();
+  for (const o of objects) {
+    if (o.kind !== "HorizontalPodAutoscaler") continue;
+    const s = o.spec as {
+      scaleTargetRef: { kind: string; name: string };
+      minReplicas?: number;
+      maxReplicas: number;
+    };
+    targets.set(`${s.scaleTargetRef.kind}/${s.scaleTargetRef.name}`, {
+      min: s.minReplicas ?? 1,
+      max: s.maxReplicas,
+    });
+  }
+  return targets;
+}
+
 export function workloadSizes(objects: K8sObject[]): WorkloadSize[] {
   const out: WorkloadSize[] = [];
+  const hpa = autoscaledTargets(objects);
   for (const obj of objects) {
     const spec = podSpecOf(obj);
     if (!spec) continue;
     const s = obj.spec as { replicas?: number };
-    const replicas =
-      obj.kind === "Deployment" || obj.kind === "StatefulSet"
+    const autoscaled = hpa.get(`${obj.kind}/${obj.metadata.name}`);
+    const replicas = autoscaled
+      ? autoscaled.min
+      : obj.kind === "Deployment" || obj.kind === "StatefulSet"
         ? (s.replicas ?? 1)
         : obj.kind === "DaemonSet"
           ? 1
@@ -71,6 +97,7 @@ export function workloadSizes(objects: K8sObject[]): WorkloadSize[] {
       kind: obj.kind,
       name: obj.metadata.name,
       replicas,
+      ...(autoscaled ? { autoscaled } : {}),
       cpuRequestMilli: effective(spec, "requests", "cpu"),
       memoryRequestBytes: effective(spec, "requests", "memory"),
       cpuLimitMilli: effective(spec, "limits", "cpu"),
@@ -125,9 +152,17 @@ export function formatSummary(stack: string, objects: K8sObject[]): string {
   const lines = [`Stack ${stack}: ${objects.length} Kubernetes objects`, "", "Objects by kind:"];
   for (const [kind, n] of [...byKind].sort(([a], [b]) => a.localeCompare(b)))
     lines.push(`  ${kind.padEnd(28)} ${n}`);
-  lines.push("", "Workloads (replicas × per-pod requests / limits):");
+  lines.push(
+    "",
+    "Workloads (replicas, or min-max when autoscaled and totalled at min; × per-pod requests / limits):",
+  );
   for (const w of [...sizes].sort((a, b) => a.name.localeCompare(b.name))) {
-    const reps = w.kind === "Job" || w.kind === "CronJob" ? "batch" : String(w.replicas);
+    const reps =
+      w.kind === "Job" || w.kind === "CronJob"
+        ? "batch"
+        : w.autoscaled
+          ? `${w.autoscaled.min}-${w.autoscaled.max}`
+          : String(w.replicas);
     lines.push(
       `  ${`${w.kind}/${w.name}`.padEnd(48)} ${reps.padStart(5)} × ${fmtCpu(w.cpuRequestMilli)}/${fmtMem(w.memoryRequestBytes)} req, ${w.cpuLimitMilli ? fmtCpu(w.cpuLimitMilli) : "no-cpu-limit"}/${fmtMem(w.memoryLimitBytes)} lim`,
     );

@@ -60,6 +60,31 @@ describe("availability policies", () => {
         { ...hpa, spec: { ...hpa.spec, minReplicas: 2 } },
       ]);
     });
+    it("takes an autoscaled Deployment's count from its HPA, not spec.replicas", async () => {
+      const hpa = (minReplicas: number) => ({
+        apiVersion: "autoscaling/v2",
+        kind: "HorizontalPodAutoscaler",
+        metadata: {
+          name: "web",
+          namespace: "stock-analysis",
+          labels: (compliantStack()[2].metadata as Loose).labels,
+        },
+        spec: {
+          scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "web" },
+          minReplicas,
+          maxReplicas: 5,
+        },
+      });
+      const unscaled = web((o) => delete o.spec.replicas);
+      await expectClean(pack, [...unscaled, hpa(2)]);
+      await expectViolation(
+        pack,
+        [...unscaled, hpa(1)],
+        "minimum-replicas",
+        "HorizontalPodAutoscaler/web",
+        /spec\.minReplicas is 1/,
+      );
+    });
   });
 
   describe("pod-disruption-budget", () => {

@@ -51,7 +51,8 @@ describe("config model", () => {
   it("reproduces the manual's prod sizing from Pulumi.prod.yaml", () => {
     const { config, secretKeys } = readStackConfig("prod");
     const c = loadConfig(config, secretKeys);
-    assert.equal(c.api.replicas, 5);
+    // The autoscaler owns the API's count; the model reports its floor as steady state.
+    assert.equal(c.api.replicas, 3);
     assert.deepEqual(c.api.resources.requests, { cpu: "1000m", memory: "2Gi" });
     assert.deepEqual([c.api.autoscaling.minReplicas, c.api.autoscaling.maxReplicas], [3, 10]);
     assert.equal(c.api.autoscaling.enabled, true);
@@ -69,18 +70,20 @@ describe("config model", () => {
     rejects({ frontend: { replicas: "three" } }, "frontend.replicas", '"three"', /whole number/));
   it("rejects autoscaling min > max", () =>
     rejects(
-      { api: { replicas: 5, autoscaling: { enabled: true, minReplicas: 6, maxReplicas: 4 } } },
+      { api: { autoscaling: { enabled: true, minReplicas: 6, maxReplicas: 4 } } },
       "api.autoscaling.minReplicas",
       "6",
       /must not exceed maxReplicas \(4\)/,
     ));
-  it("rejects replicas outside the autoscaling range", () =>
+  it("rejects a fixed replica count while the autoscaler owns it", () =>
     rejects(
-      { api: { replicas: 12, autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 10 } } },
+      { api: { replicas: 5, autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 10 } } },
       "api.replicas",
-      "12",
-      /within autoscaling minReplicas..maxReplicas \(3..10\)/,
+      "5",
+      /owned by the autoscaler .* \(it scales 3\.\.10\)/,
     ));
+  it("defaults replicas to 1 without autoscaling", () =>
+    assert.equal(cfg({}).frontend.replicas, 1));
   it("rejects an unknown nested key and suggests the right one", () =>
     rejects(
       { api: { replcas: 3 } },

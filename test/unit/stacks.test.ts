@@ -19,15 +19,17 @@ const container = (o: K8sObject) => (podSpecOf(o) as Any).containers[0];
 
 describe("prod stack (manual's sizing)", () => {
   const expected = [
-    { name: "stock-analysis-api", replicas: 5, cpu: "1000m", memory: "2Gi" },
+    // The API's count belongs to its HPA (3–10): the Deployment carries none.
+    { name: "stock-analysis-api", replicas: undefined, cpu: "1000m", memory: "2Gi" },
     { name: "stock-analysis-frontend", replicas: 3, cpu: "100m", memory: "256Mi" },
     { name: "stock-analysis-celery", replicas: 3, cpu: "500m", memory: "1Gi" },
   ];
   for (const e of expected) {
-    it(`deployment/${e.name}: ${e.replicas} × ${e.cpu}/${e.memory}, container named like it`, () => {
+    it(`deployment/${e.name}: ${e.replicas ?? "HPA"} × ${e.cpu}/${e.memory}, container named like it`, () => {
       const d = find(stacks.prod.objects, "Deployment", e.name);
       assert.equal(d.metadata.namespace, "stock-analysis");
       assert.equal((d.spec as Any).replicas, e.replicas);
+      assert.equal("replicas" in (d.spec as Any), e.replicas !== undefined);
       const c = container(d);
       assert.equal(c.name, e.name);
       assert.deepEqual(c.resources.requests, { cpu: e.cpu, memory: e.memory });
@@ -162,7 +164,9 @@ describe("both stacks", () => {
         );
         const celery = find(stacks[stack].objects, "NetworkPolicy", "stock-analysis-celery-allow")
           .spec as Any;
-        assert.deepEqual(celery.ingress, [], "nothing may connect to celery workers");
+        // No ingress rule at all (not `[]`: the API server drops an empty list, a perpetual diff).
+        assert.equal(celery.ingress, undefined, "nothing may connect to celery workers");
+        assert.deepEqual(celery.policyTypes, ["Ingress", "Egress"]);
       });
 
       it("keeps generated secrets inside Secrets, referenced by secretKeyRef", () => {
@@ -252,17 +256,27 @@ describe("both stacks", () => {
   });
 
   it("changing replicas is one config value", async () => {
-    const r = await render("prod", {
-      api: {
-        replicas: 7,
-        autoscaling: { enabled: true, minReplicas: 3, maxReplicas: 10 },
-        resources: {
-          requests: { cpu: "1000m", memory: "2Gi" },
-          limits: { cpu: "2000m", memory: "2Gi" },
-        },
-      },
-    });
-    assert.equal((find(r.objects, "Deployment", "stock-analysis-api").spec as Any).replicas, 7);
+    const r = await render("prod", { frontend: { replicas: 4 } });
+    assert.equal(
+      (find(r.objects, "Deployment", "stock-analysis-frontend").spec as Any).replicas,
+      4,
+    );
+  });
+
+  it("leaves the count of an autoscaled Deployment to its HPA (no spec.replicas, ignoreChanges)", () => {
+    const api = find(stacks.prod.objects, "Deployment", "stock-analysis-api").spec as Any;
+    assert.equal(api.replicas, undefined, "an HPA-scaled Deployment must not send replicas");
+    const hpa = find(stacks.prod.objects, "HorizontalPodAutoscaler", "stock-analysis-api")
+      .spec as Any;
+    assert.deepEqual([hpa.minReplicas, hpa.maxReplicas], [3, 10]);
+    const res = stacks.prod.resources.find(
+      (x) => x.type === "kubernetes:apps/v1:Deployment" && x.name === "stock-analysis-api",
+    );
+    assert.deepEqual(res?.options.ignoreChanges, ["spec.replicas"]);
+    const frontend = stacks.prod.resources.find(
+      (x) => x.type === "kubernetes:apps/v1:Deployment" && x.name === "stock-analysis-frontend",
+    );
+    assert.deepEqual(frontend?.options.ignoreChanges, [], "a fixed count stays ours to set");
   });
 });
 

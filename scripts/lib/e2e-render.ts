@@ -1,0 +1,52 @@
+/** Renders for the e2e: the stack's objects with mock secret values (never real ones). */
+import { spawn } from "node:child_process";
+import * as path from "node:path";
+import { loadConfig } from "../../components/config/load";
+import type { PlatformConfig } from "../../components/config/schema";
+import { kubernetesObjects, readStackConfig, REPO_ROOT } from "./render-stack";
+import type { K8sObject, RenderedResource } from "./render-stack";
+
+/** The stack's validated config, as the program sees it. */
+export function stackConfig(stack: string): PlatformConfig {
+  const { config, secretKeys } = readStackConfig(stack);
+  return loadConfig(config, secretKeys);
+}
+
+/** The stack file's value of a top-level key (parsed), for what-if overrides. */
+export function stackValue(stack: string, key: string): Record<string, unknown> {
+  const raw = readStackConfig(stack).config[`stock-analysis:${key}`];
+  return raw === undefined ? {} : (JSON.parse(raw) as Record<string, unknown>);
+}
+
+/**
+ * Every Kubernetes object of a render, secrets unredacted: their values come from the mocks
+ * (MOCK-SECRET-…) or stand for encrypted config ("[secret]"), so they are safe to apply.
+ * Runs scripts/render.ts in its own process: the SDK's runtime is global to a process.
+ */
+export function renderObjects(
+  stack: string,
+  sets: Record<string, unknown> = {},
+): Promise<K8sObject[]> {
+  const args = [
+    "--import",
+    "tsx",
+    path.join(REPO_ROOT, "scripts/render.ts"),
+    "--stack",
+    stack,
+    "--json",
+  ];
+  for (const [k, v] of Object.entries(sets)) args.push("--set", `${k}=${JSON.stringify(v)}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { cwd: REPO_ROOT });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`render ${stack} failed (${code}): ${stderr}`));
+      const { resources } = JSON.parse(stdout) as { resources: RenderedResource[] };
+      resolve(kubernetesObjects(resources));
+    });
+  });
+}
