@@ -18,9 +18,11 @@ import { e2eChecks, providePrerequisites, SIM_GAPS } from "./lib/e2e-checks";
 import { stackConfig } from "./lib/e2e-render";
 import { buildSim, startSim, stopOnSignals, stopSim } from "./lib/sim-cluster";
 
-const USAGE = `usage: npm run e2e -- --stack dev|prod [--keep]
-  --stack   the stack whose render is applied (Pulumi.<stack>.yaml)
-  --keep    leave the simulated cluster running and print how to reach it`;
+const USAGE = `usage: npm run e2e -- --stack dev|prod [--keep] [--prepare-only]
+  --stack          the stack whose render is applied (Pulumi.<stack>.yaml)
+  --keep           leave the simulated cluster running and print how to reach it
+  --prepare-only   start the cluster with exactly the stack's prerequisites, apply nothing,
+                   keep it running (a target for a real \`pulumi up\` with cluster.mode existing)`;
 
 async function main(): Promise<number> {
   let values;
@@ -29,6 +31,7 @@ async function main(): Promise<number> {
       options: {
         stack: { type: "string" },
         keep: { type: "boolean", default: false },
+        "prepare-only": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -45,6 +48,7 @@ async function main(): Promise<number> {
     process.stderr.write(`e2e: --stack must name a stack file (got ${stack ?? "nothing"})\n`);
     return 2;
   }
+  const prepareOnly = values["prepare-only"];
   const t0 = Date.now();
   const log = (msg: string) =>
     process.stdout.write(`e2e ${stack} [${((Date.now() - t0) / 1000).toFixed(0)}s] ${msg}\n`);
@@ -84,12 +88,14 @@ async function main(): Promise<number> {
         );
     }
 
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), `e2e-${stack}-`));
-    failures.push(...(await e2eChecks({ sim, stack, cfg, work, log })));
+    if (!prepareOnly) {
+      const work = fs.mkdtempSync(path.join(os.tmpdir(), `e2e-${stack}-`));
+      failures.push(...(await e2eChecks({ sim, stack, cfg, work, log })));
+    }
   } catch (e) {
     failures.push(e instanceof Error ? e.message : String(e));
   } finally {
-    if (values.keep) {
+    if (values.keep || prepareOnly) {
       process.stdout.write(
         `cluster kept: export KUBECONFIG=${sim.kubeconfig}; stop: bash scripts/cluster-sim/sim.sh stop ${sim.dir}\n`,
       );

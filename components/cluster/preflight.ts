@@ -218,7 +218,16 @@ export async function clusterPreflight(
   try {
     const reader = kubeReader({ kubeconfig: cfg.cluster.kubeconfig, context: cfg.cluster.context });
     server = reader.server;
-    results = await checkCluster(reader, clusterRequirements(cfg));
+    const waived = new Set<string>(cfg.cluster.preflightWaivers);
+    const reqs = clusterRequirements(cfg);
+    for (const r of reqs.filter((x) => waived.has(x.kind)))
+      opts.warn(
+        `Cluster preflight: ${describeRequirement(r)} not checked (cluster.preflightWaivers)`,
+      );
+    results = await checkCluster(
+      reader,
+      reqs.filter((r) => !waived.has(r.kind)),
+    );
   } catch (e) {
     const msg = `Cluster preflight could not ask ${server}: ${e instanceof Error ? e.message : String(e)}`;
     if (!opts.dryRun) throw new PreflightError(msg);

@@ -31,6 +31,24 @@ export const clusterSchema = z
       })
       .prefault({}),
     renderDir: z.string().min(1).default("rendered"),
+    /**
+     * Prerequisite kinds the mode=existing preflight does not check, each a deliberate waiver
+     * (say, MetricsAPI on a test cluster without metrics-server, where the HPA just never scales).
+     * Default: none.
+     */
+    preflightWaivers: z
+      .array(
+        z.enum([
+          "Namespace",
+          "StorageClass",
+          "DefaultStorageClass",
+          "IngressClass",
+          "Issuer",
+          "ClusterIssuer",
+          "MetricsAPI",
+        ]),
+      )
+      .default([]),
   })
   .superRefine((c, ctx) => {
     if (c.mode !== "existing" && (c.context !== undefined || c.kubeconfig !== undefined)) {

@@ -146,4 +146,32 @@ describe("preflight against the simulated cluster", () => {
     assert.match(r.stderr, /Cluster preflight failed .*\n(.*\n)*.*StorageClass nvme: not found/);
     assert.match(r.stderr, /\(0 resources were registered\)/);
   });
+
+  test("with every other prerequisite present, the program fails on the metrics API alone, and a waiver lets it run", () => {
+    // The tests above provided all of prod's prerequisites but the metrics API.
+    const run = (cluster: Record<string, unknown>) =>
+      spawnSync(
+        process.execPath,
+        [
+          "--import",
+          "tsx",
+          "scripts/render.ts",
+          "--stack",
+          "prod",
+          "--set",
+          `cluster=${JSON.stringify(cluster)}`,
+        ],
+        { cwd: ROOT, encoding: "utf8", env: { ...process.env, [PREFLIGHT_ENV]: "check" } },
+      );
+    const cluster = { mode: "existing", kubeconfig: sim.kubeconfig, context: sim.context };
+    const strict = run(cluster);
+    assert.equal(strict.status, 2, strict.stderr);
+    assert.match(strict.stderr, /\(1 missing\):\n  - the metrics API/);
+    const waived = run({ ...cluster, preflightWaivers: ["MetricsAPI"] });
+    assert.equal(waived.status, 0, waived.stderr);
+    assert.match(
+      waived.stderr + waived.stdout,
+      /metrics API .*not checked \(cluster\.preflightWaivers\)/,
+    );
+  });
 });
