@@ -58,11 +58,16 @@ spawn() {
   echo "$name $!" >>"$DIR/pids"
 }
 
-wait_for() { # wait_for WHAT SECONDS CMD...
+# wait_for WHAT SECONDS CMD...: polls CMD; fails at the deadline, or at once when a daemon died.
+wait_for() {
   local what=$1 seconds=$2
   shift 2
-  local deadline=$((SECONDS + seconds))
+  local deadline=$((SECONDS + seconds)) name pid
   until "$@" >/dev/null 2>&1; do
+    while read -r name pid; do
+      kill -0 "$pid" 2>/dev/null ||
+        die "$name exited while waiting for $what: $(tail -n 3 "$DIR/logs/$name.log" 2>/dev/null)"
+    done <"$DIR/pids"
     [ "$SECONDS" -lt "$deadline" ] || die "$what not ready after ${seconds}s (logs in $DIR/logs)"
     sleep 0.2
   done
