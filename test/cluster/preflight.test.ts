@@ -166,7 +166,7 @@ describe("preflight against the simulated cluster", () => {
     const cluster = { mode: "existing", kubeconfig: sim.kubeconfig, context: sim.context };
     const strict = run(cluster);
     assert.equal(strict.status, 2, strict.stderr);
-    assert.match(strict.stderr, /\(1 missing\):\n  - the metrics API/);
+    assert.match(strict.stderr, /\(1 missing\):\n {2}- the metrics API/);
     const waived = run({ ...cluster, preflightWaivers: ["MetricsAPI"] });
     assert.equal(waived.status, 0, waived.stderr);
     assert.match(
