@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadConfig } from "../components/config/load";
+import { parseCommandLine, runMain } from "./lib/cli";
 import { readStackConfig, REPO_ROOT } from "./lib/render-stack";
 
 const STACKS = ["dev", "prod"];
@@ -59,11 +60,16 @@ export function readmeWithTable(readme: string): string {
   return `${readme.slice(0, start + BEGIN.length)}\n${configReferenceTable()}\n${readme.slice(end)}`;
 }
 
+const USAGE = `usage: tsx scripts/config-reference.ts [--write]
+Prints the config reference table (every key, its default, each stack's value).
+  --write   update the table in README.md instead (npm run config-reference)`;
+
 if (require.main === module) {
-  const file = path.join(REPO_ROOT, "README.md");
-  if (process.argv.includes("--write")) {
-    fs.writeFileSync(file, readmeWithTable(fs.readFileSync(file, "utf8")));
-  } else {
-    process.stdout.write(`${configReferenceTable()}\n`);
-  }
+  runMain("config-reference", async () => {
+    const values = parseCommandLine(USAGE, { write: { type: "boolean", default: false } });
+    const file = path.join(REPO_ROOT, "README.md");
+    if (values.write) fs.writeFileSync(file, readmeWithTable(fs.readFileSync(file, "utf8")));
+    else process.stdout.write(`${configReferenceTable()}\n`);
+    return 0;
+  });
 }

@@ -7,13 +7,13 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { kubeReader } from "../components/cluster/kube-client";
 import {
   checkCluster,
   clusterRequirements,
   describeRequirement,
 } from "../components/cluster/preflight";
+import { parseCommandLine, runMain } from "./lib/cli";
 import { e2eChecks, providePrerequisites, SIM_GAPS } from "./lib/e2e-checks";
 import { stackConfig } from "./lib/e2e-render";
 import { buildSim, startSim, stopOnSignals, stopSim } from "./lib/sim-cluster";
@@ -25,24 +25,11 @@ const USAGE = `usage: npm run e2e -- --stack dev|prod [--keep] [--prepare-only]
                    keep it running (a target for a real \`pulumi up\` with cluster.mode existing)`;
 
 async function main(): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        stack: { type: "string" },
-        keep: { type: "boolean", default: false },
-        "prepare-only": { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }));
-  } catch (e) {
-    process.stderr.write(`e2e: ${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
+  const values = parseCommandLine(USAGE, {
+    stack: { type: "string" },
+    keep: { type: "boolean", default: false },
+    "prepare-only": { type: "boolean", default: false },
+  });
   const stack = values.stack;
   if (!stack || !fs.existsSync(path.join(__dirname, "..", `Pulumi.${stack}.yaml`))) {
     process.stderr.write(`e2e: --stack must name a stack file (got ${stack ?? "nothing"})\n`);
@@ -110,10 +97,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    process.stderr.write(`e2e: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
-  },
-);
+runMain("e2e", main);

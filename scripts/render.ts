@@ -1,50 +1,35 @@
 /**
  * Offline render: runs the program for a stack under Pulumi mocks (no CLI, no cluster) and
  * writes every Kubernetes object as YAML, one file per object, Secret values redacted.
- *   npm run render -- --stack dev [--out DIR] [--json] [--set key=jsonValue ...]
+ *   npm run render -- --stack dev [--out DIR] [--json] [--set key.path=value ...] (see --help)
  */
 import * as path from "node:path";
-import { parseArgs } from "node:util";
 import { stringify } from "yaml";
-import { PreflightError } from "../components/cluster/preflight";
-import { ConfigError } from "../components/config/load";
 import { writeRenderDir } from "./lib/render-files";
-import {
-  ProgramError,
-  kubernetesObjects,
-  redact,
-  parseOverrides,
-  renderStack,
-} from "./lib/render-stack";
+import { WHAT_IF_OPTIONS, WHAT_IF_USAGE, parseCommandLine, runMain } from "./lib/cli";
+import { configOverrides } from "./lib/config-set";
+import { kubernetesObjects, redact, renderStack } from "./lib/render-stack";
 import { schemaErrors } from "./lib/validate-schema";
 import { formatSummary } from "./lib/summary";
 
+const USAGE = `usage: npm run render -- [--stack dev|prod] [--out DIR] [--json] [--set KEY.PATH=VALUE ...]
+Renders the stack offline under Pulumi mocks (no CLI, no cluster), prints a summary and validates
+every object against the Kubernetes OpenAPI schema. Exit 0 valid, 1 schema errors, 2 bad input.
+  --stack NAME           the stack file Pulumi.NAME.yaml (default dev)
+  --out DIR              write one YAML file per object, named in apply order
+  --json                 print resources, objects (Secrets redacted) and outputs as JSON
+${WHAT_IF_USAGE}`;
+
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      stack: { type: "string", default: "dev" },
-      out: { type: "string" },
-      json: { type: "boolean", default: false },
-      set: { type: "string", multiple: true, default: [] },
-    },
+  const values = parseCommandLine(USAGE, {
+    stack: { type: "string", default: "dev" },
+    out: { type: "string" },
+    json: { type: "boolean", default: false },
+    ...WHAT_IF_OPTIONS,
   });
-  const overrides = parseOverrides(values.set ?? []);
   const stack = values.stack!;
-  let rendered;
-  try {
-    rendered = await renderStack(stack, overrides);
-  } catch (e) {
-    if (
-      e instanceof ProgramError &&
-      (e.cause instanceof ConfigError || e.cause instanceof PreflightError)
-    ) {
-      process.stderr.write(
-        `${e.cause.message}\n(${e.resourcesRegistered} resources were registered)\n`,
-      );
-      return 2;
-    }
-    throw e;
-  }
+  const overrides = configOverrides(stack, values.set ?? [], values.replace ?? []);
+  const rendered = await renderStack(stack, overrides);
   const objects = kubernetesObjects(rendered.resources).map(redact);
   if (values.json) {
     // Wait for the flush: process.exit() would cut a large write to a pipe short.
@@ -78,12 +63,4 @@ async function main(): Promise<number> {
   return invalid === 0 ? 0 : 1;
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    process.stderr.write(
-      `render failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
-    );
-    process.exit(1);
-  },
-);
+runMain("render", main);

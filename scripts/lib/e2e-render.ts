@@ -35,7 +35,7 @@ export function renderObjects(
     stack,
     "--json",
   ];
-  for (const [k, v] of Object.entries(sets)) args.push("--set", `${k}=${JSON.stringify(v)}`);
+  for (const [k, v] of Object.entries(sets)) args.push("--replace", `${k}=${JSON.stringify(v)}`);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: REPO_ROOT });
     let stdout = "";

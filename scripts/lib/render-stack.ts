@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
 import { PREFLIGHT_ENV } from "../../components/cluster/preflight";
 import { PROJECT } from "../../components/config/load";
+import { UsageError } from "./usage-error";
 
 export const REPO_ROOT = path.resolve(__dirname, "../..");
 
@@ -113,24 +114,16 @@ export interface K8sObject {
 /** The value mocks give every generated secret, so tests can prove secrets never leak. */
 export const MOCK_SECRET_PREFIX = "MOCK-SECRET-";
 
-/** `--set key=jsonValue` arguments (render, policy) as config overrides for renderStack. */
-export function parseOverrides(sets: readonly string[]): Record<string, unknown> {
-  const overrides: Record<string, unknown> = {};
-  for (const kv of sets) {
-    const eq = kv.indexOf("=");
-    if (eq < 0) throw new Error(`--set expects key=value, got "${kv}"`);
-    overrides[kv.slice(0, eq)] = kv.slice(eq + 1);
-  }
-  return overrides;
-}
-
 /** Reads `Pulumi.<stack>.yaml` into the engine's flat config map plus its secret keys. */
 export function readStackConfig(
   stack: string,
   root = REPO_ROOT,
 ): { config: Record<string, string>; secretKeys: string[] } {
   const file = path.join(root, `Pulumi.${stack}.yaml`);
-  if (!fs.existsSync(file)) throw new Error(`no stack file ${file}`);
+  if (!fs.existsSync(file))
+    throw new UsageError(
+      `no stack "${stack}": ${path.relative(process.cwd(), file) || file} does not exist`,
+    );
   const doc = (parseYaml(fs.readFileSync(file, "utf8")) ?? {}) as {
     config?: Record<string, unknown>;
   };

@@ -140,8 +140,8 @@ export function stackTotals(sizes: WorkloadSize[]): StackTotals {
   return t;
 }
 
-const fmtCpu = (m: number) => (m >= 1000 ? `${(m / 1000).toFixed(2)} CPU` : `${m}m`);
-const fmtMem = (b: number) =>
+export const fmtCpu = (m: number) => (m >= 1000 ? `${(m / 1000).toFixed(2)} CPU` : `${m}m`);
+export const fmtMem = (b: number) =>
   b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)}Gi` : `${Math.round(b / 2 ** 20)}Mi`;
 
 export function formatSummary(stack: string, objects: K8sObject[]): string {

@@ -29,8 +29,8 @@ export function renderRaw(
     stack,
     "--json",
   ];
-  for (const [k, v] of Object.entries(sets))
-    args.push("--set", `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
+  // Each key's value replaces the stack's whole top-level key (tests state what they render).
+  for (const [k, v] of Object.entries(sets)) args.push("--replace", `${k}=${JSON.stringify(v)}`);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: ROOT });
     let stdout = "";

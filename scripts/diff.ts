@@ -1,0 +1,174 @@
+/**
+ * What a change does to a stack, for review: renders the working tree and a base commit (from a
+ * temporary `git worktree`), prints objects added, removed and changed field by field (Secret
+ * values redacted), the summary delta and the policy verdict of both sides.
+ *   npm run diff -- --stack prod [--base REF] [--format text|markdown] [--set KEY.PATH=VALUE ...]
+ * Exit 0 no change, 1 changes, 2 error (like diff).
+ */
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { WHAT_IF_OPTIONS, WHAT_IF_USAGE, parseCommandLine, runMain } from "./lib/cli";
+import { configOverrides } from "./lib/config-set";
+import {
+  DiffReport,
+  PolicyVerdict,
+  diffRenders,
+  formatMarkdown,
+  formatText,
+  isEmptyDiff,
+  summaryDelta,
+} from "./lib/object-diff";
+import type { Diagnostic } from "./lib/policy-pack";
+import { violationText } from "./lib/policy-report";
+import { REPO_ROOT, type K8sObject } from "./lib/render-stack";
+import { UsageError } from "./lib/usage-error";
+
+const USAGE = `usage: npm run diff -- --stack NAME [--base REF] [--format text|markdown] [--set KEY.PATH=VALUE ...]
+Renders the working tree and a base commit offline and shows what the change does to the stack:
+objects added, removed and changed (field by field, Secret values redacted), replicas, CPU and
+memory totals, objects per kind, and the policy verdict of both sides.
+Exit 0 no change, 1 changes, 2 error.
+  --stack NAME           the stack file Pulumi.NAME.yaml (required)
+  --base REF             git commit to compare with (default: the merge base with main)
+  --format FORMAT        text (default) or markdown (for a pull-request comment)
+${WHAT_IF_USAGE}
+                         (what-ifs apply to the working tree's side only)`;
+
+function git(args: string[], cwd = REPO_ROOT): { ok: boolean; out: string; err: string } {
+  const r = spawnSync("git", args, { cwd, encoding: "utf8" });
+  return { ok: r.status === 0, out: (r.stdout ?? "").trim(), err: (r.stderr ?? "").trim() };
+}
+
+/** The commit to compare with: --base, else the merge base of HEAD and main (or origin/main). */
+function baseCommit(ref: string | undefined): { sha: string; label: string } {
+  const candidates = ref ? [ref] : ["main", "origin/main"];
+  for (const c of candidates) {
+    const sha = git(["rev-parse", "--verify", "--quiet", `${c}^{commit}`]);
+    if (!sha.ok) continue;
+    if (ref) return { sha: sha.out, label: ref };
+    const mb = git(["merge-base", "HEAD", sha.out]);
+    if (mb.ok) return { sha: mb.out, label: `merge-base(HEAD, ${c}) ${mb.out.slice(0, 10)}` };
+  }
+  throw new UsageError(
+    ref
+      ? `--base ${ref}: not a commit in this repository`
+      : "no main or origin/main branch to compare with: pass --base REF",
+  );
+}
+
+function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Render and policy verdict of the tree at `root` (its own scripts, this checkout's packages). */
+async function side(root: string, stack: string, whatIf: string[], label: string) {
+  const tsx = ["--import", "tsx"];
+  const [render, policy] = await Promise.all([
+    run(
+      process.execPath,
+      [...tsx, "scripts/render.ts", "--stack", stack, "--json", ...whatIf],
+      root,
+    ),
+    run(
+      process.execPath,
+      [...tsx, "scripts/policy.ts", "--stack", stack, "--json", ...whatIf],
+      root,
+    ),
+  ]);
+  if (render.code !== 0)
+    throw new Error(`render of ${label} failed: ${render.stderr.trim().split("\n")[0]}`);
+  if (policy.code !== 0 && policy.code !== 1)
+    throw new Error(`policy of ${label} failed: ${policy.stderr.trim().split("\n")[0]}`);
+  const objects = (JSON.parse(render.stdout) as { objects: K8sObject[] }).objects;
+  const diagnostics = JSON.parse(policy.stdout) as Diagnostic[];
+  const verdict: PolicyVerdict = {
+    mandatory: diagnostics.filter((d) => d.enforcementLevel === "mandatory").length,
+    advisory: diagnostics.filter((d) => d.enforcementLevel === "advisory").length,
+    lines: diagnostics.map(
+      (d) => `${d.enforcementLevel.toUpperCase()} ${d.policyName}: ${violationText(d)}`,
+    ),
+  };
+  return { objects, verdict };
+}
+
+/** A detached worktree of `sha` sharing this checkout's installed packages; removed by `done`. */
+function worktree(sha: string): { dir: string; done: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "stack-diff-"));
+  const add = git(["worktree", "add", "--detach", "--force", dir, sha]);
+  if (!add.ok) throw new Error(`git worktree add failed: ${add.err}`);
+  for (const nm of ["node_modules", "policies/node_modules"]) {
+    const src = path.join(REPO_ROOT, nm);
+    const dst = path.join(dir, nm);
+    if (fs.existsSync(src) && fs.existsSync(path.dirname(dst)) && !fs.existsSync(dst))
+      fs.symlinkSync(src, dst, "dir");
+  }
+  return {
+    dir,
+    done: () => {
+      git(["worktree", "remove", "--force", dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+      git(["worktree", "prune"]);
+    },
+  };
+}
+
+async function main(): Promise<number> {
+  const values = parseCommandLine(USAGE, {
+    stack: { type: "string" },
+    base: { type: "string" },
+    format: { type: "string", default: "text" },
+    ...WHAT_IF_OPTIONS,
+  });
+  const stack = values.stack;
+  if (!stack) throw new UsageError("--stack is required");
+  if (!fs.existsSync(path.join(REPO_ROOT, `Pulumi.${stack}.yaml`)))
+    throw new UsageError(`no stack "${stack}": Pulumi.${stack}.yaml does not exist`);
+  if (values.format !== "text" && values.format !== "markdown")
+    throw new UsageError(`--format must be text or markdown, got "${values.format}"`);
+  // Validate the what-ifs here, so a malformed one is one line before anything renders.
+  configOverrides(stack, values.set ?? [], values.replace ?? []);
+  const whatIf = [
+    ...(values.set ?? []).flatMap((s) => ["--set", s]),
+    ...(values.replace ?? []).flatMap((s) => ["--replace", s]),
+  ];
+  const base = baseCommit(values.base);
+  const wt = worktree(base.sha);
+  let report: DiffReport;
+  try {
+    if (!fs.existsSync(path.join(wt.dir, `Pulumi.${stack}.yaml`)))
+      throw new UsageError(`stack "${stack}" does not exist at ${base.label}`);
+    const [head, old] = await Promise.all([
+      side(REPO_ROOT, stack, whatIf, "the working tree"),
+      side(wt.dir, stack, [], base.label),
+    ]);
+    report = {
+      stack,
+      baseRef: base.label,
+      diff: diffRenders(old.objects, head.objects),
+      delta: summaryDelta(old.objects, head.objects),
+      policy: { base: old.verdict, head: head.verdict },
+    };
+  } finally {
+    wt.done();
+  }
+  process.stdout.write(
+    `${values.format === "markdown" ? formatMarkdown(report) : formatText(report)}\n`,
+  );
+  return isEmptyDiff(report.diff) ? 0 : 1;
+}
+
+runMain("diff", main);
