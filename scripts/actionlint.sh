@@ -7,6 +7,9 @@
 # cache (ACTIONLINT_CACHE) and copied into .tools/bin, so a fresh clone on the same machine only
 # copies it. Cold build on a 2-core machine: about 50 s (module download included).
 set -euo pipefail
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
+help_if_asked "$@"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 

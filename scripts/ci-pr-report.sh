@@ -9,6 +9,9 @@
 #   scripts/ci-pr-report.sh STACK DIR   prints the report; with GITHUB_OUTPUT set, also writes
 #                                       failed=true|false there (diff error, policy or preview failed)
 set -euo pipefail
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
+help_if_asked "$@"
 stack=${1:?usage: scripts/ci-pr-report.sh STACK DIR}
 dir=${2:?usage: scripts/ci-pr-report.sh STACK DIR}
 run_url=${RUN_URL:-}

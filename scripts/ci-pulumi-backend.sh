@@ -9,6 +9,9 @@
 #   scripts/ci-pulumi-backend.sh           decide and report
 #   scripts/ci-pulumi-backend.sh --require exit 1 with an ::error:: when no backend is configured
 set -euo pipefail
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
+help_if_asked "$@"
 stack=${STACK:?STACK is required}
 
 mode=none

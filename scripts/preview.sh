@@ -7,6 +7,9 @@
 # cluster exists, and with an unreachable cluster (prod without credentials) the provider
 # previews from the program's inputs alone.
 set -euo pipefail
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
+help_if_asked "$@"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 

@@ -7,6 +7,9 @@
 #                             simulated Kubernetes cluster (scripts/cluster-sim/build.sh: built
 #                             from Go modules once, ~16 min cold, then copied from the cache)
 set -euo pipefail
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
+help_if_asked "$@"
 cd "$(dirname "$0")/.."
 
 npm_install() {

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Runs ShellCheck over every shell script of the repo (tracked or new, never node_modules).
 set -euo pipefail
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
+help_if_asked "$@"
 cd "$(dirname "$0")/.."
 mapfile -t files < <(git ls-files --cached --others --exclude-standard -- '*.sh' 'scripts/*' '.ci/*' |
   while read -r f; do

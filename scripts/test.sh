@@ -8,6 +8,9 @@
 #   scripts/test.sh engine     the real-engine tests (npm run test:engine): they need the Pulumi
 #                              toolchain of scripts/install-pulumi and run only when asked for
 set -euo pipefail
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "$0")/lib/help.sh"
+help_if_asked "$@"
 cd "$(dirname "$0")/.."
 
 dirs=()

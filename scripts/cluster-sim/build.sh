@@ -5,6 +5,9 @@
 #   (SIM_CACHE) so that a fresh clone on the same machine only copies them.
 # Versions: scripts/cluster-sim/versions.env. Go's module and build caches live under SIM_CACHE.
 set -euo pipefail
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "$0")/../lib/help.sh"
+help_if_asked "$@"
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=scripts/cluster-sim/versions.env

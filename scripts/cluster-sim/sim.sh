@@ -13,6 +13,9 @@
 #      SIM_NODE_CPU (16), SIM_NODE_MEMORY (64Gi). StorageClasses, namespaces and other
 #      prerequisites are not created here: the e2e adds exactly what the stack's preflight names.
 set -euo pipefail
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "$0")/../lib/help.sh"
+help_if_asked "$@"
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 BIN=${SIM_BIN:-$root/.tools/cluster-sim/bin}

@@ -1,0 +1,62 @@
+/**
+ * Every script a person runs answers --help (exit 0, usage on stdout, nothing started), and the
+ * TypeScript entry points report an unknown flag in one line with exit 2.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+
+const ROOT = path.resolve(__dirname, "../..");
+
+/** Executable shell scripts under scripts/ (the CLI wrapper `scripts/pulumi` passes --help to pulumi). */
+function shellScripts(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+      const rel = path.join(dir, e.name);
+      if (e.isDirectory()) walk(rel);
+      else if (rel !== "scripts/pulumi" && !rel.startsWith("scripts/lib/")) {
+        const first = fs.readFileSync(path.join(ROOT, rel), "utf8").split("\n")[0];
+        if (/^#!.*\bbash\b/.test(first)) out.push(rel);
+      }
+    }
+  };
+  walk("scripts");
+  return out.sort();
+}
+
+const TS_ENTRIES = ["render", "policy", "diff", "e2e", "config-reference"];
+
+describe("--help", () => {
+  it("every shell script prints its usage and exits 0 without doing anything", () => {
+    const scripts = shellScripts();
+    assert.ok(scripts.length >= 15, `only ${scripts.length} scripts found`);
+    for (const s of scripts) {
+      const r = spawnSync("bash", [s, "--help"], { cwd: ROOT, encoding: "utf8", timeout: 15_000 });
+      assert.equal(r.status, 0, `${s} --help: exit ${r.status} ${r.stderr}`);
+      assert.ok(
+        r.stdout.trim().split("\n").length >= 1 && r.stdout.trim().length > 20,
+        `${s}: no usage`,
+      );
+      assert.doesNotMatch(r.stdout, /^#/m, `${s}: comment markers in the usage`);
+    }
+  });
+
+  for (const name of TS_ENTRIES)
+    it(`scripts/${name}.ts: --help exits 0; an unknown flag is one line and exit 2`, () => {
+      const run = (arg: string) =>
+        spawnSync(process.execPath, ["--import", "tsx", `scripts/${name}.ts`, arg], {
+          cwd: ROOT,
+          encoding: "utf8",
+          timeout: 60_000,
+        });
+      const help = run("--help");
+      assert.equal(help.status, 0, help.stderr);
+      assert.match(help.stdout, /^usage: /);
+      const bad = run("--no-such-flag");
+      assert.equal(bad.status, 2);
+      assert.equal(bad.stderr, `${name}: Unknown option '--no-such-flag' (see --help)\n`);
+    });
+});
