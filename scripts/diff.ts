@@ -5,7 +5,7 @@
  *   npm run diff -- --stack prod [--base REF] [--format text|markdown] [--set KEY.PATH=VALUE ...]
  * Exit 0 no change, 1 changes, 2 error (like diff).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -23,6 +23,7 @@ import {
 import type { Diagnostic } from "./lib/policy-pack";
 import { violationText } from "./lib/policy-report";
 import { REPO_ROOT, type K8sObject } from "./lib/render-stack";
+import { runProcess } from "./lib/run-process";
 import { UsageError } from "./lib/usage-error";
 
 const USAGE = `usage: npm run diff -- --stack NAME [--base REF] [--format text|markdown] [--set KEY.PATH=VALUE ...]
@@ -58,35 +59,19 @@ function baseCommit(ref: string | undefined): { sha: string; label: string } {
   );
 }
 
-function run(
-  cmd: string,
-  args: string[],
-  cwd: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
-
 /** Render and policy verdict of the tree at `root` (its own scripts, this checkout's packages). */
 async function side(root: string, stack: string, whatIf: string[], label: string) {
   const tsx = ["--import", "tsx"];
   const [render, policy] = await Promise.all([
-    run(
+    runProcess(
       process.execPath,
       [...tsx, "scripts/render.ts", "--stack", stack, "--json", ...whatIf],
-      root,
+      { cwd: root },
     ),
-    run(
+    runProcess(
       process.execPath,
       [...tsx, "scripts/policy.ts", "--stack", stack, "--json", ...whatIf],
-      root,
+      { cwd: root },
     ),
   ]);
   if (render.code !== 0)

@@ -1,10 +1,9 @@
 /** Renders for the e2e: the stack's objects with mock secret values (never real ones). */
-import { spawn } from "node:child_process";
-import * as path from "node:path";
 import { loadConfig } from "../../components/config/load";
 import type { PlatformConfig } from "../../components/config/schema";
 import { kubernetesObjects, readStackConfig, REPO_ROOT } from "./render-stack";
 import type { K8sObject, RenderedResource } from "./render-stack";
+import { renderProcess } from "./run-process";
 
 /** The stack's validated config, as the program sees it. */
 export function stackConfig(stack: string): PlatformConfig {
@@ -27,26 +26,9 @@ export function renderObjects(
   stack: string,
   sets: Record<string, unknown> = {},
 ): Promise<K8sObject[]> {
-  const args = [
-    "--import",
-    "tsx",
-    path.join(REPO_ROOT, "scripts/render.ts"),
-    "--stack",
-    stack,
-    "--json",
-  ];
-  for (const [k, v] of Object.entries(sets)) args.push("--replace", `${k}=${JSON.stringify(v)}`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: REPO_ROOT });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code !== 0) return reject(new Error(`render ${stack} failed (${code}): ${stderr}`));
-      const { resources } = JSON.parse(stdout) as { resources: RenderedResource[] };
-      resolve(kubernetesObjects(resources));
-    });
+  return renderProcess(REPO_ROOT, stack, sets).then(({ code, stdout, stderr }) => {
+    if (code !== 0) throw new Error(`render ${stack} failed (${code}): ${stderr}`);
+    const { resources } = JSON.parse(stdout) as { resources: RenderedResource[] };
+    return kubernetesObjects(resources);
   });
 }

@@ -2,11 +2,12 @@
  * The simulated cluster (scripts/cluster-sim) from TypeScript: build, start, stop, and kubectl.
  * Used by the e2e (scripts/e2e.ts) and the cluster tests (test/cluster).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { REPO_ROOT } from "./render-stack";
+import { runProcess } from "./run-process";
 
 const SIM = path.join(REPO_ROOT, "scripts/cluster-sim");
 
@@ -80,21 +81,8 @@ export function kubectlOk(sim: SimCluster, args: string[], input?: string): stri
 
 /** Async kubectl, for waits that run side by side. */
 export function kubectlAsync(sim: SimCluster, args: string[]): Promise<KubectlResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(path.join(sim.bin, "kubectl"), [
-      "--kubeconfig",
-      sim.kubeconfig,
-      "--context",
-      sim.context,
-      ...args,
-    ]);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  const kube = ["--kubeconfig", sim.kubeconfig, "--context", sim.context];
+  return runProcess(path.join(sim.bin, "kubectl"), [...kube, ...args]);
 }
 
 export interface KubeItem {

@@ -15,7 +15,7 @@ import {
   preflightMessage,
   Requirement,
 } from "../../components/cluster/preflight";
-import { stackConfig, stackValue } from "../../scripts/lib/e2e-render";
+import { stackConfig } from "../../scripts/lib/e2e-render";
 import { providePrerequisites } from "../../scripts/lib/e2e-checks";
 import { SimCluster, kubectlOk, startSim, stopSim } from "../../scripts/lib/sim-cluster";
 
@@ -125,9 +125,9 @@ describe("preflight against the simulated cluster", () => {
     );
   });
 
-  test("the program stops before registering a resource when a prerequisite is missing", () => {
-    const cluster = { mode: "existing", kubeconfig: sim.kubeconfig, context: sim.context };
-    const r = spawnSync(
+  /** The program for prod against the simulated cluster, its preflight on; `sets` are what-ifs. */
+  const renderAgainstSim = (sets: string[]) =>
+    spawnSync(
       process.execPath,
       [
         "--import",
@@ -135,13 +135,15 @@ describe("preflight against the simulated cluster", () => {
         "scripts/render.ts",
         "--stack",
         "prod",
-        "--set",
-        `cluster=${JSON.stringify(cluster)}`,
-        "--set",
-        `postgres=${JSON.stringify({ ...stackValue("prod", "postgres"), storage: { size: "100Gi", storageClass: "nvme" } })}`,
+        ...sets.flatMap((x) => ["--set", x]),
       ],
       { cwd: ROOT, encoding: "utf8", env: { ...process.env, [PREFLIGHT_ENV]: "check" } },
     );
+  const onSim = (extra: Record<string, unknown> = {}) =>
+    `cluster=${JSON.stringify({ mode: "existing", kubeconfig: sim.kubeconfig, context: sim.context, ...extra })}`;
+
+  test("the program stops before registering a resource when a prerequisite is missing", () => {
+    const r = renderAgainstSim([onSim(), "postgres.storage.storageClass=nvme"]);
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /Cluster preflight failed .*\n(.*\n)*.*StorageClass nvme: not found/);
     assert.match(r.stderr, /\(0 resources were registered\)/);
@@ -149,25 +151,10 @@ describe("preflight against the simulated cluster", () => {
 
   test("with every other prerequisite present, the program fails on the metrics API alone, and a waiver lets it run", () => {
     // The tests above provided all of prod's prerequisites but the metrics API.
-    const run = (cluster: Record<string, unknown>) =>
-      spawnSync(
-        process.execPath,
-        [
-          "--import",
-          "tsx",
-          "scripts/render.ts",
-          "--stack",
-          "prod",
-          "--set",
-          `cluster=${JSON.stringify(cluster)}`,
-        ],
-        { cwd: ROOT, encoding: "utf8", env: { ...process.env, [PREFLIGHT_ENV]: "check" } },
-      );
-    const cluster = { mode: "existing", kubeconfig: sim.kubeconfig, context: sim.context };
-    const strict = run(cluster);
+    const strict = renderAgainstSim([onSim()]);
     assert.equal(strict.status, 2, strict.stderr);
     assert.match(strict.stderr, /\(1 missing\):\n {2}- the metrics API/);
-    const waived = run({ ...cluster, preflightWaivers: ["MetricsAPI"] });
+    const waived = renderAgainstSim([onSim({ preflightWaivers: ["MetricsAPI"] })]);
     assert.equal(waived.status, 0, waived.stderr);
     assert.match(
       waived.stderr + waived.stdout,

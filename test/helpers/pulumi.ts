@@ -1,4 +1,5 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
+import { runProcess } from "../../scripts/lib/run-process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -68,18 +69,9 @@ export function runScript(
   env: NodeJS.ProcessEnv = {},
   cwd = ROOT,
 ): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bash", [path.join(ROOT, "scripts", name), ...args], {
-      cwd,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  return runProcess("bash", [path.join(ROOT, "scripts", name), ...args], {
+    cwd,
+    env: { ...process.env, ...env },
   });
 }
 

@@ -1,4 +1,4 @@
-import { spawn } from "node:child_process";
+import { ProcessResult, renderProcess } from "../../scripts/lib/run-process";
 import * as path from "node:path";
 import type { K8sObject, RenderedResource } from "../../scripts/lib/render-stack";
 
@@ -20,26 +20,9 @@ export interface RenderFailure {
 export function renderRaw(
   stack: string,
   sets: Record<string, unknown> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const args = [
-    "--import",
-    "tsx",
-    path.join(ROOT, "scripts/render.ts"),
-    "--stack",
-    stack,
-    "--json",
-  ];
+): Promise<ProcessResult> {
   // Each key's value replaces the stack's whole top-level key (tests state what they render).
-  for (const [k, v] of Object.entries(sets)) args.push("--replace", `${k}=${JSON.stringify(v)}`);
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+  return renderProcess(ROOT, stack, sets);
 }
 
 export async function render(

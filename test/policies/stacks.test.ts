@@ -1,6 +1,5 @@
 /** The real dev and prod stacks pass the pack, and `npm run policy` fails a stack that does not. */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
@@ -10,23 +9,16 @@ import {
   readPackConfig,
 } from "../../scripts/lib/policy-pack";
 import { stackConfigFile, toPackResources } from "../../scripts/lib/policy-report";
+import { ProcessResult, runProcess } from "../../scripts/lib/run-process";
 import { describeAll } from "../helpers/policy";
 import { KNOWN_COMPONENT_DEFECTS, splitKnown } from "./known-defects";
 import { RenderResult, render } from "../helpers/render";
 
 const ROOT = path.resolve(__dirname, "../..");
 
-function runPolicy(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "scripts/policy.ts", ...args], {
-      cwd: ROOT,
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+function runPolicy(args: string[]): Promise<ProcessResult> {
+  return runProcess(process.execPath, ["--import", "tsx", "scripts/policy.ts", ...args], {
+    cwd: ROOT,
   });
 }
 
