@@ -4,7 +4,9 @@
 #   scripts/test.sh            every suite under test/ except test/engine (test/cluster starts the
 #                              simulated cluster that scripts/setup.sh --tools builds)
 #   scripts/test.sh unit       only test/unit (fast, no daemons)
-#   scripts/test.sh <dir>...   only the given folders under test/
+#   scripts/test.sh <dir>...   only the given folders under test/ (`unit` or `test/unit`)
+#   scripts/test.sh test/unit/config.test.ts ...   only those files
+#   scripts/test.sh unit --test-name-pattern=replicas   options starting with -- go to node --test
 #   scripts/test.sh engine     the real-engine tests (npm run test:engine): they need the Pulumi
 #                              toolchain of scripts/install-pulumi and run only when asked for
 set -euo pipefail
@@ -14,18 +16,30 @@ help_if_asked "$@"
 cd "$(dirname "$0")/.."
 
 dirs=()
-if [ "$#" -eq 0 ]; then
-  dirs=(test)
-else
-  for d in "$@"; do dirs+=("test/$d"); done
-fi
+node_opts=()
+for a in "$@"; do
+  case $a in
+    --*) node_opts+=("$a") ;;
+    test/*) dirs+=("$a") ;;
+    *) dirs+=("test/$a") ;;
+  esac
+done
+whole=false
+[ "${#dirs[@]}" -eq 0 ] && whole=true && dirs=(test)
+for d in "${dirs[@]}"; do
+  [ -e "$d" ] || {
+    echo "test.sh: no test file or folder $d" >&2
+    exit 2
+  }
+done
 
 prune=()
-[ "$#" -eq 0 ] && prune=(-path test/engine -prune -o)
+[ "$whole" = true ] && prune=(-path test/engine -prune -o)
 mapfile -t files < <(find "${dirs[@]}" "${prune[@]}" -name '*.test.ts' -type f -print | sort)
 if [ "${#files[@]}" -eq 0 ]; then
   echo "no test files under ${dirs[*]}" >&2
   exit 1
 fi
 
-exec node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"
+exec node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec \
+  "${node_opts[@]}" "${files[@]}"

@@ -27,6 +27,12 @@ function shellScripts(): string[] {
   return out.sort();
 }
 
+function withoutTestContext(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env.NODE_TEST_CONTEXT;
+  return env;
+}
+
 const TS_ENTRIES = ["render", "policy", "diff", "e2e", "config-reference"];
 
 describe("--help", () => {
@@ -59,4 +65,29 @@ describe("--help", () => {
       assert.equal(bad.status, 2);
       assert.equal(bad.stderr, `${name}: Unknown option '--no-such-flag' (see --help)\n`);
     });
+});
+
+describe("scripts/test.sh arguments", () => {
+  it("takes a file path as given and passes --test-name-pattern through", () => {
+    const r = spawnSync(
+      "bash",
+      ["scripts/test.sh", "test/unit/e2e-helpers.test.ts", "--test-name-pattern=splits words"],
+      // A nested runner that sees NODE_TEST_CONTEXT reports to us instead of printing.
+      {
+        cwd: ROOT,
+        encoding: "utf8",
+        timeout: 120_000,
+        env: withoutTestContext(),
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ℹ pass 1\n/);
+    assert.match(r.stdout, /splits words as the shell does/);
+    const missing = spawnSync("bash", ["scripts/test.sh", "test/unit/nope.test.ts"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /no test file or folder test\/unit\/nope\.test\.ts/);
+  });
 });
