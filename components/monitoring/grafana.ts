@@ -17,6 +17,9 @@ import { dashboardSpecs, renderDashboard } from "./dashboards";
 import { renderGrafanaDashboardProvider, renderGrafanaDatasources } from "./grafana-provisioning";
 import { checksum, monitoringNetworkPolicy } from "./k8s";
 
+/** Where the admin password Secret is mounted (GF_SECURITY_ADMIN_PASSWORD__FILE). */
+const ADMIN_DIR = "/etc/grafana/admin";
+
 export interface GrafanaIngress {
   /** IngressClass (ingress-nginx). */
   className: string;
@@ -130,8 +133,9 @@ export class Grafana extends pulumi.ComponentResource {
         metadata: meta(NAME),
         spec: {
           replicas: 1,
-          // One replica with local state: never run two against the same sqlite file.
-          strategy: { type: "Recreate" },
+          // Each pod has its own sqlite in an emptyDir (everything else is provisioned from code),
+          // so old and new may overlap: the new pod is Ready before the old one goes.
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
           selector: { matchLabels: selector },
           template: {
             metadata: {
@@ -168,11 +172,9 @@ export class Grafana extends pulumi.ComponentResource {
                     }),
                     ...secretEnv({
                       GF_SECURITY_ADMIN_USER: { secretName: admin.metadata.name, key: "user" },
-                      GF_SECURITY_ADMIN_PASSWORD: {
-                        secretName: admin.metadata.name,
-                        key: "password",
-                      },
                     }),
+                    // Read from the mounted Secret: the password never sits in the environment.
+                    { name: "GF_SECURITY_ADMIN_PASSWORD__FILE", value: `${ADMIN_DIR}/password` },
                   ],
                   readinessProbe: {
                     httpGet: { path: "/api/health", port: "http" },
@@ -201,6 +203,7 @@ export class Grafana extends pulumi.ComponentResource {
                     // Everything is provisioned from code, so Grafana's own state may be ephemeral.
                     { name: "data", mountPath: "/var/lib/grafana" },
                     { name: "tmp", mountPath: "/tmp" },
+                    { name: "admin", mountPath: ADMIN_DIR, readOnly: true },
                   ],
                 },
               ],
@@ -210,6 +213,14 @@ export class Grafana extends pulumi.ComponentResource {
                 { name: "dashboards", configMap: { name: dashboardsMap.metadata.name } },
                 { name: "data", emptyDir: { sizeLimit: "512Mi" } },
                 { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
+                {
+                  name: "admin",
+                  secret: {
+                    secretName: admin.metadata.name,
+                    defaultMode: 0o440,
+                    items: [{ key: "password", path: "password" }],
+                  },
+                },
               ],
             },
           },

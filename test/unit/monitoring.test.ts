@@ -111,10 +111,28 @@ describe("monitoring in prod", () => {
     assert.equal(stacks.prod.outputs.grafanaUrl, "https://grafana.stockanalysis.com");
   });
 
-  it("Grafana: admin password generated and read from a Secret; published through the ingress", () => {
-    const env = containerOf(workload("prod", "grafana")).env as Any[];
-    const pw = env.find((e) => e.name === "GF_SECURITY_ADMIN_PASSWORD");
-    assert.deepEqual(pw.valueFrom.secretKeyRef, { name: "grafana-admin", key: "password" });
+  it("Grafana: admin password generated and read from a mounted Secret file; published through the ingress", () => {
+    const grafana = workload("prod", "grafana");
+    const c = containerOf(grafana);
+    const env = c.env as Any[];
+    assert.ok(
+      !env.some((e) => e.name === "GF_SECURITY_ADMIN_PASSWORD"),
+      "password in the environment",
+    );
+    const file = env.find((e) => e.name === "GF_SECURITY_ADMIN_PASSWORD__FILE").value as string;
+    const mount = (c.volumeMounts as Any[]).find((m) => file.startsWith(`${m.mountPath}/`));
+    const vol = ((grafana.spec as Any).template.spec.volumes as Any[]).find(
+      (v) => v.name === mount.name,
+    );
+    assert.equal(vol.secret.secretName, "grafana-admin");
+    assert.deepEqual(vol.secret.items, [
+      { key: "password", path: file.slice(mount.mountPath.length + 1) },
+    ]);
+    // Ephemeral per-pod state: the rollout overlaps old and new, never an outage.
+    assert.deepEqual((grafana.spec as Any).strategy, {
+      type: "RollingUpdate",
+      rollingUpdate: { maxUnavailable: 0, maxSurge: 1 },
+    });
     assert.ok(!env.some((e) => typeof e.value === "string" && e.value.startsWith("MOCK-SECRET")));
     assert.ok(
       stacks.prod.resources.some(
