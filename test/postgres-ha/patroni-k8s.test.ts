@@ -1,6 +1,7 @@
 // Three real Patroni 3.0 members (PostgreSQL 15 on 127.0.0.1, as OS user postgres) configured by
 // components/postgres/patroni.ts, using the Kubernetes DCS against the simulated cluster's real
-// API server: leader election and role labels on the pod objects, synchronous replication, an
+// API server, authenticated as a ServiceAccount bound to a Role of exactly patroniRbacRules():
+// leader election and role labels on the pod objects, synchronous replication, an
 // unattended failover after the leader's Patroni and postmaster are SIGKILLed with no
 // acknowledged commit lost, and the old leader rejoining as a replica.
 import assert from "node:assert/strict";
@@ -10,8 +11,13 @@ import * as path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { parse, stringify } from "yaml";
-import { DEFAULT_TIMING, PASSWORD_ENV, patroniConfig } from "../../components/postgres/patroni";
-import { SimCluster, kubectlOk, startSim, stopSim } from "../../scripts/lib/sim-cluster";
+import {
+  DEFAULT_TIMING,
+  PASSWORD_ENV,
+  patroniConfig,
+  patroniRbacRules,
+} from "../../components/postgres/patroni";
+import { SimCluster, kubectl, kubectlOk, startSim, stopSim } from "../../scripts/lib/sim-cluster";
 import {
   PG_BIN,
   PG_PATH,
@@ -28,6 +34,8 @@ const NS = "pg-ha";
 const SCOPE = "pg";
 const LABELS = { app: "postgresql" };
 const MEMBERS = 3;
+const KUBE_CONTEXT = "patroni";
+const PATRONI_SA = `system:serviceaccount:${NS}:patroni`;
 const PASSWORDS = { superuser: "su-secret-'odd", replication: "repl-secret" };
 
 let sim: SimCluster | undefined;
@@ -42,23 +50,50 @@ const memberDir = (i: number) => path.join(root, `m${i}`);
 const dataDir = (i: number) => path.join(memberDir(i), "data");
 const logFile = (i: number) => path.join(memberDir(i), "patroni.log");
 
-/** The admin kubeconfig with its certificate files inlined, readable by postgres. */
-function inlineKubeconfig(s: SimCluster, dest: string): void {
-  const kc = parse(fs.readFileSync(s.kubeconfig, "utf8")) as {
-    clusters: { cluster: Record<string, string> }[];
-    users: { user: Record<string, string> }[];
+/**
+ * A kubeconfig, readable by postgres, that authenticates as a ServiceAccount bound to a Role with
+ * exactly patroniRbacRules(): the members run with the rights the StatefulSet will get.
+ */
+function serviceAccountKubeconfig(s: SimCluster, dest: string): void {
+  const role = { apiVersion: "rbac.authorization.k8s.io/v1", kind: "Role" };
+  kubectlOk(
+    s,
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "patroni", namespace: NS } },
+        { ...role, metadata: { name: "patroni", namespace: NS }, rules: patroniRbacRules() },
+        {
+          apiVersion: "rbac.authorization.k8s.io/v1",
+          kind: "RoleBinding",
+          metadata: { name: "patroni", namespace: NS },
+          roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "patroni" },
+          subjects: [{ kind: "ServiceAccount", name: "patroni", namespace: NS }],
+        },
+      ],
+    }),
+  );
+  const token = kubectlOk(s, ["create", "token", "patroni", "-n", NS, "--duration=2h"]).trim();
+  const admin = parse(fs.readFileSync(s.kubeconfig, "utf8")) as {
+    clusters: { name: string; cluster: Record<string, string> }[];
   };
-  const inline = (o: Record<string, string>, key: string) => {
-    if (o[key]) {
-      o[`${key}-data`] = fs.readFileSync(o[key]).toString("base64");
-      delete o[key];
-    }
-  };
-  for (const c of kc.clusters) inline(c.cluster, "certificate-authority");
-  for (const u of kc.users) {
-    inline(u.user, "client-certificate");
-    inline(u.user, "client-key");
+  const cluster = { ...admin.clusters[0].cluster };
+  if (cluster["certificate-authority"]) {
+    cluster["certificate-authority-data"] = fs
+      .readFileSync(cluster["certificate-authority"])
+      .toString("base64");
+    delete cluster["certificate-authority"];
   }
+  const kc = {
+    apiVersion: "v1",
+    kind: "Config",
+    clusters: [{ name: "sim", cluster }],
+    users: [{ name: "patroni", user: { token } }],
+    contexts: [{ name: KUBE_CONTEXT, context: { cluster: "sim", user: "patroni", namespace: NS } }],
+    "current-context": KUBE_CONTEXT,
+  };
   writePgFile(dest, stringify(kc));
 }
 
@@ -80,7 +115,7 @@ function writeConfig(i: number): string {
       superuser: "postgres",
       replicationUser: "replicator",
       labels: LABELS,
-      kubeContext: sim!.context,
+      kubeContext: KUBE_CONTEXT,
       synchronous: true,
       parameters: {
         max_connections: 50,
@@ -273,9 +308,9 @@ before(async () => {
     fs.chownSync(memberDir(i), pgUser.uid, pgUser.gid);
   }
   sim = startSim({ quiet: true });
-  kubeconfig = path.join(root, "kubeconfig");
-  inlineKubeconfig(sim, kubeconfig);
   kubectlOk(sim, ["create", "namespace", NS]);
+  kubeconfig = path.join(root, "kubeconfig");
+  serviceAccountKubeconfig(sim, kubeconfig);
   const pods = Array.from({ length: MEMBERS }, (_, i) => ({
     apiVersion: "v1",
     kind: "Pod",
@@ -310,6 +345,11 @@ describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
   test(
     "one leader is elected and the pod objects get role labels",
     guard(async () => {
+      // The members' identity really is limited to the Role (checked on the API server).
+      const can = (verb: string, resource: string) =>
+        kubectl(sim!, ["auth", "can-i", verb, resource, "-n", NS, "--as", PATRONI_SA]).code === 0;
+      assert.ok(can("patch", "pods") && can("patch", "configmaps"));
+      assert.ok(!can("delete", "configmaps") && !can("delete", "pods") && !can("get", "secrets"));
       leader = await waitLeader([0, 1, 2], 90_000);
       for (let i = 0; i < MEMBERS; i++) if (i !== leader) await waitReplica(i, 90_000);
       const leaders = [];
@@ -406,6 +446,13 @@ describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
         500,
       );
       const log = fs.readFileSync(logFile(old), "utf8");
+      // The Role of patroniRbacRules() was enough: the API server refused no call.
+      for (let i = 0; i < MEMBERS; i++)
+        assert.doesNotMatch(
+          fs.readFileSync(logFile(i), "utf8"),
+          /Permission denied|Forbidden/,
+          `member ${i} was refused an API call`,
+        );
       console.log(
         `patroni rejoin: pg_rewind ${/pg_rewind exit code=0/.test(log) ? "ran" : "was not needed"}`,
       );
