@@ -338,7 +338,8 @@ after(async () => {
   for (const p of procs) if (p?.pid) kill(-p.pid, "SIGKILL");
   for (let i = 0; i < MEMBERS; i++) kill(postmasterPid(i), "SIGKILL");
   if (sim) stopSim(sim);
-  if (root && !process.env.KEEP_PG_TEMP) fs.rmSync(root, { recursive: true, force: true });
+  if (!process.env.KEEP_PG_TEMP)
+    for (const dir of [root, sim?.dir]) if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
 describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
