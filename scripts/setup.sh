@@ -2,7 +2,7 @@
 # Installs what the repo needs, skipping whatever is already in place (fast when warm).
 #   scripts/setup.sh          npm packages (root project and policy pack)
 #   scripts/setup.sh --tools  also the Debian packages the real-daemon tests run:
-#                             PostgreSQL 15, Redis 7, promtool, amtool, shellcheck; and
+#                             PostgreSQL 15, Patroni 3.0, Redis 7, promtool, amtool, shellcheck; and
 #                             kombu/redis-py from PyPI for the Celery broker test; and the
 #                             simulated Kubernetes cluster (scripts/cluster-sim/build.sh: built
 #                             from Go modules once, ~16 min cold, then copied from the cache)
@@ -28,6 +28,9 @@ npm_install policies
 if [ "${1:-}" = "--tools" ]; then
   missing=()
   [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || missing+=(postgresql-15 postgresql-contrib-15)
+  # Patroni's Kubernetes DCS talks to the API server with its own urllib3 client (no
+  # python3-kubernetes needed); apt satisfies its DCS-client dependency with python3-etcd.
+  command -v patroni >/dev/null || missing+=(patroni)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
   command -v redis-cli >/dev/null || missing+=(redis-tools)
@@ -58,7 +61,7 @@ if [ "${1:-}" = "--tools" ]; then
   fi
   bash scripts/cluster-sim/build.sh
   # Debian starts the packaged services on install; tests run their own on random ports.
-  for svc in postgresql redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
+  for svc in postgresql patroni redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
     prometheus-postgres-exporter prometheus-redis-exporter; do
     if command -v service >/dev/null; then service "$svc" stop >/dev/null 2>&1 || true; fi
   done

@@ -17,7 +17,7 @@ const execFileP = promisify(execFile);
 
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
 export const PG_PATH = `${PG_BIN}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
-const pgUser = { uid: uidOf("postgres"), gid: gidOf("postgres") };
+export const pgUser = { uid: uidOf("postgres"), gid: gidOf("postgres") };
 
 function uidOf(name: string): number {
   const line = fs
