@@ -197,7 +197,8 @@ describe("redis in prod", () => {
           `case "$*" in`,
           `  *"create job"*"--dry-run=client"*) cat "${dir}/job.json" ;;`,
           `  *"create -f -"*) cat >"${dir}/submitted.json" ;;`,
-          `  *wait*) exit 0 ;;`,
+          // The script polls the Job's true conditions until Complete or Failed.
+          `  *"get job/"*) echo "Complete " ;;`,
           `  *logs*) echo "restore log" ;;`,
           `  *) exit 9 ;;`,
           "esac",
@@ -207,7 +208,11 @@ describe("redis in prod", () => {
       const out = execFileSync(
         "bash",
         [join(__dirname, "../../scripts/redis-restore"), "redis-20260101T030000Z", "all"],
-        { env: { ...process.env, KUBECTL: join(dir, "kubectl") }, encoding: "utf8" },
+        {
+          env: { ...process.env, KUBECTL: join(dir, "kubectl") },
+          encoding: "utf8",
+          timeout: 60_000,
+        },
       );
       assert.match(out, /restore log/);
       const submitted = JSON.parse(readFileSync(join(dir, "submitted.json"), "utf8"));
