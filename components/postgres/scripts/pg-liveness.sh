@@ -14,6 +14,9 @@ pid=$(head -n 1 "$pidfile")
 # A stale pid file, or a postmaster that died and awaits reaping (zombie), is not a hang.
 state=$(awk '/^State:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
 case "$state" in "" | Z | X) exit 0 ;; esac
+# A stale pid file after a crash may name a PID reused by another process: the postmaster is
+# the one whose working directory is this data directory.
+[ "$(readlink -f "/proc/$pid/cwd" 2>/dev/null)" = "$(readlink -f "$PGDATA")" ] || exit 0
 
 pg_isready -q -h "$PG_SOCKET_DIR" -p "${PGPORT:-5432}" -t "${PG_LIVENESS_TIMEOUT:-5}"
 rc=$?
