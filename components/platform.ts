@@ -6,6 +6,7 @@ import { CeleryWorker } from "./app/celery-worker";
 import { WebService } from "./app/web-service";
 import { ClusterTarget } from "./cluster/cluster-target";
 import type { PlatformConfig } from "./config/schema";
+import { hasRegistryHost } from "./config/validators";
 import { PlatformNamespace } from "./core/platform-namespace";
 import { PlatformIngress } from "./ingress/platform-ingress";
 import { NetworkPeer, PART_OF, SecretKeyRef } from "./lib/k8s";
@@ -23,6 +24,7 @@ export const NAMES = {
 
 /** Builds `image` from `build.context` and pushes it when a build is configured. */
 function imageFor(
+  target: ClusterTarget,
   name: string,
   image: string,
   build: { context: string; dockerfile: string } | undefined,
@@ -30,6 +32,7 @@ function imageFor(
   registryPassword: pulumi.Output<string> | undefined,
 ): pulumi.Input<string> {
   if (!build) return image;
+  const pushable = hasRegistryHost(image);
   const built = new docker.Image(`${name}-image`, {
     imageName: image,
     build: {
@@ -41,9 +44,12 @@ function imageFor(
       registry && registryPassword
         ? { server: registry.server, username: registry.username, password: registryPassword }
         : undefined,
+    // A name without a registry host (`stock-analysis-postgres:…`) stays in the local Docker
+    // engine (kind: `kind load`); anything else is pushed (registry config or ambient login).
+    skipPush: !pushable,
   });
   // The digest pins exactly what was pushed, so a rebuilt tag cannot change running pods.
-  return built.repoDigest;
+  return pushable ? built.repoDigest : target.localImage(name, built.imageName);
 }
 
 /**
@@ -143,6 +149,14 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     ...placement,
     instance: stack,
     config: cfg.postgres,
+    image: imageFor(
+      target,
+      "postgres",
+      cfg.postgres.image,
+      cfg.postgres.build,
+      cfg.registry,
+      registryPassword,
+    ),
     clients: [
       { podLabels: { app: NAMES.api }, ports: [] },
       { podLabels: { app: NAMES.celery }, ports: [] },
@@ -156,7 +170,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     component: "api",
     instance: stack,
     config: cfg.api,
-    image: imageFor("api", cfg.api.image, cfg.api.build, cfg.registry, registryPassword),
+    image: imageFor(target, "api", cfg.api.image, cfg.api.build, cfg.registry, registryPassword),
     imagePullSecrets,
     secretEnv: {
       SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" },
@@ -176,6 +190,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     instance: stack,
     config: cfg.frontend,
     image: imageFor(
+      target,
       "frontend",
       cfg.frontend.image,
       cfg.frontend.build,
@@ -196,7 +211,14 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     name: NAMES.celery,
     instance: stack,
     config: cfg.celery,
-    image: imageFor("celery", cfg.celery.image, cfg.celery.build, cfg.registry, registryPassword),
+    image: imageFor(
+      target,
+      "celery",
+      cfg.celery.image,
+      cfg.celery.build,
+      cfg.registry,
+      registryPassword,
+    ),
     imagePullSecrets,
     secretEnv: { ...redis.env, DATABASE_URL: postgres.databaseUrl },
     network: { egressTo: dataStores },

@@ -31,6 +31,8 @@ if [ "${1:-}" = "--tools" ]; then
   # Patroni's Kubernetes DCS talks to the API server with its own urllib3 client (no
   # python3-kubernetes needed); apt satisfies its DCS-client dependency with python3-etcd.
   command -v patroni >/dev/null || missing+=(patroni)
+  # The member image's backup tool (its pin is checked against the installed version).
+  command -v pgbackrest >/dev/null || missing+=(pgbackrest)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
   command -v redis-cli >/dev/null || missing+=(redis-tools)

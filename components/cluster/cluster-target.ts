@@ -31,6 +31,8 @@ export class ClusterTarget extends pulumi.ComponentResource {
   public readonly provider: k8s.Provider;
   /** What must exist before cluster add-ons are used (the ingress controller's webhook). */
   public readonly addonsReady: pulumi.Resource[] = [];
+  /** kind: the cluster's name and its creation, for loading locally built images. */
+  private kindCluster?: { name: string; created: pulumi.Resource };
 
   constructor(name: string, args: ClusterTargetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:cluster:ClusterTarget", name, {}, opts);
@@ -76,6 +78,7 @@ export class ClusterTarget extends pulumi.ComponentResource {
           { parent: this, dependsOn: [cluster] },
         );
         this.addonsReady.push(addons);
+        this.kindCluster = { name: clusterName, created: cluster };
         this.provider = new k8s.Provider(
           `${name}-k8s`,
           { kubeconfig: pulumi.secret(kubeconfig.stdout), ...LIVE_PROVIDER_OPTIONS },
@@ -92,5 +95,23 @@ export class ClusterTarget extends pulumi.ComponentResource {
         break;
     }
     this.registerOutputs({});
+  }
+
+  /**
+   * Makes an image built into the local Docker engine (no registry) runnable: kind nodes get it
+   * with `kind load docker-image`; elsewhere the name is returned unchanged (it must be pullable).
+   */
+  public localImage(name: string, image: pulumi.Output<string>): pulumi.Output<string> {
+    const kind = this.kindCluster;
+    if (!kind) return image;
+    const load = new command.local.Command(
+      `${name}-kind-load`,
+      {
+        create: pulumi.interpolate`kind load docker-image ${image} --name ${kind.name}`,
+        triggers: [image],
+      },
+      { parent: this, dependsOn: [kind.created] },
+    );
+    return pulumi.all([image, load.stdout]).apply(([i]) => i);
   }
 }

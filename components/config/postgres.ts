@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { resourcesSchema } from "./app";
+import { buildSchema, resourcesSchema } from "./app";
+import { checkTiming } from "../postgres/patroni";
 import { cronSchedule, memoryQuantity, pinnedImage } from "./validators";
 
 const storageSchema = (size: string) =>
@@ -33,20 +34,60 @@ export const postgresBackupSchema = z.strictObject({
   }),
 });
 
-/** PostgreSQL 15: one primary plus `replicas - 1` streaming replicas (statefulset/postgresql). */
+/** Patroni's failover timing and safety limits (written to the DCS, applied to running clusters). */
+export const failoverSchema = z
+  .strictObject({
+    /** Leader lock lifetime in seconds: a lost leader is replaced at most this long after it was last seen. */
+    ttl: z.number().int().min(5).max(300).default(20),
+    /** Seconds between Patroni HA loop runs. */
+    loopWait: z.number().int().min(1).max(60).default(5),
+    /** Seconds DCS and PostgreSQL calls are retried before a leader demotes itself. */
+    retryTimeout: z.number().int().min(1).max(120).default(5),
+    /** A replica lagging more than this many bytes is never promoted automatically. */
+    maximumLagOnFailover: z.number().int().min(0).default(1048576),
+  })
+  .superRefine((t, ctx) => {
+    try {
+      checkTiming(t);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", path: ["ttl"], message: (e as Error).message });
+    }
+  });
+
+/**
+ * PostgreSQL 15 run by Patroni (statefulset/postgresql): one leader plus `replicas - 1` streaming
+ * replicas, automatic failover through the Kubernetes API, leader lock in ConfigMaps.
+ */
 export const postgresSchema = z
   .strictObject({
-    image: pinnedImage.default("postgres:15.10-bookworm"),
+    /**
+     * Member image: the official postgres:15 plus Patroni and pgBackRest, from
+     * components/postgres/image/Dockerfile. Both stacks build it (`build`); without a build the
+     * image must already exist where the cluster pulls from.
+     */
+    image: pinnedImage.default("stock-analysis-postgres:15.10-patroni3.0.2"),
+    /**
+     * @pulumi/docker builds `image` from this context (`{ context: components/postgres/image }`).
+     * A name with a registry host is pushed and pods run the pushed digest; a bare name stays
+     * local (kind: loaded into the nodes), which only mode kind can run.
+     */
+    build: buildSchema.optional(),
     exporterImage: pinnedImage.default("quay.io/prometheuscommunity/postgres-exporter:v0.15.0"),
-    /** Members of the StatefulSet: 1 primary + (replicas - 1) streaming replicas. */
+    /** Members of the StatefulSet: 1 leader + (replicas - 1) streaming replicas. */
     replicas: z.number().int().min(1).max(7).default(1),
     /**
-     * Ordinal of the primary (pod postgresql-<primary>). Changing it and running `pulumi up`
-     * promotes that replica and turns the old primary into its replica.
+     * Ordinal of the preferred leader (pod postgresql-<primary>). Changing it and running
+     * `pulumi up` asks Patroni for a switchover to that member (nothing happens when it already
+     * leads). Patroni fails over by itself when the leader is lost; set this to the new leader
+     * afterwards (docs/RUNBOOK.md).
      */
     primary: z.number().int().min(0).default(0),
-    /** Synchronous replication: a commit waits until ANY 1 replica has flushed it. */
+    /**
+     * Patroni synchronous_mode: a commit waits until one standby has flushed it, and only that
+     * standby may be promoted automatically (no acknowledged commit is lost on failover).
+     */
     synchronous: z.boolean().default(false),
+    failover: failoverSchema.prefault({}),
     maxConnections: z.number().int().min(20).max(5000).default(200),
     /** Cap on WAL a disconnected replica's slot may hold back (it re-clones beyond that). */
     maxSlotWalKeepSize: z

@@ -4,7 +4,7 @@ import { alertSecretSchemas, monitoringSchema } from "./monitoring";
 import { clusterSchema, ingressSchema, registryPasswordSchema, registrySchema } from "./platform";
 import { redisSchema } from "./redis";
 import { postgresSchema } from "./postgres";
-import { dnsLabel } from "./validators";
+import { dnsLabel, hasRegistryHost } from "./validators";
 
 /**
  * Every stack setting, one top-level Pulumi config key per entry (`stock-analysis:<key>`).
@@ -33,6 +33,16 @@ export const platformSchema = z
         path: ["registryPassword"],
         message:
           "is a required secret when registry is set: pulumi config set --secret registryPassword <token>",
+      });
+    }
+    // Only kind can run an image that was built but not pushed (`kind load`).
+    if (c.cluster.mode === "existing" && c.postgres.build && !hasRegistryHost(c.postgres.image)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["postgres", "image"],
+        message:
+          "must name a registry the cluster pulls from (registry.example.com/stock-analysis-postgres:<tag>) " +
+          "when it is built in cluster mode existing; or set postgres.build: false with a prebuilt image",
       });
     }
   });

@@ -112,3 +112,11 @@ export function secretOf<T extends z.ZodType>(inner: T) {
     },
   );
 }
+
+/** `registry.example.com/x:1`, `localhost:5000/x:1` name a registry; `x:1`, `org/x:1` do not. */
+export function hasRegistryHost(image: string): boolean {
+  const first = image.split("/")[0];
+  return (
+    image.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")
+  );
+}

@@ -1,22 +1,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type { HbaEntry } from "./patroni";
 
-/** Options for {@link postgresqlConf}. */
-export interface PostgresConfOptions {
+/** Options for {@link postgresqlParameters}. */
+export interface PostgresParameterOptions {
   /** Memory limit of the postgres container in bytes; buffer and cache sizes derive from it. */
   memoryBytes: number;
-  /** Application names of every cluster member (`postgresql_0`, ...): the sync standby candidates. */
-  members: string[];
-  /** Synchronous replication: commits wait for ANY 1 standby to flush. */
-  synchronous: boolean;
-  /** TCP port. Default 5432. */
-  port?: number;
-  /** `listen_addresses`. Default `*`. */
-  listenAddresses?: string;
-  /** Unix socket directory. Default `/var/run/postgresql`. */
-  socketDirectory?: string;
-  /** Absolute path of the pg_hba.conf the server reads. Default `/etc/postgresql/pg_hba.conf`. */
-  hbaFile?: string;
+  /** Members of the cluster: sizes the WAL sender and slot limits. */
+  members: number;
   /** `max_connections`. Default 200. */
   maxConnections?: number;
   /** Cap on WAL a lagging replication slot may pin. Default `10GB`. */
@@ -49,71 +40,52 @@ function mb(bytes: number): string {
   return `${Math.max(1, Math.floor(bytes / MiB))}MB`;
 }
 
-/** Single-quoted postgresql.conf string literal. */
-function quote(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
-
 /**
- * postgresql.conf for every member. The same file serves primary and replicas: role is decided by
- * standby.signal, which the entrypoint manages, so a promotion needs no config change.
+ * postgresql.conf parameters for every member, handed to Patroni (which owns listen addresses,
+ * port, pg_hba.conf, primary_conninfo and synchronous_standby_names itself).
  */
-export function postgresqlConf(o: PostgresConfOptions): string {
+export function postgresqlParameters(o: PostgresParameterOptions): Record<string, string | number> {
   const mem = o.memoryBytes;
   const maxConnections = o.maxConnections ?? 200;
-  const members = o.members.length;
   // Leave headroom for the page cache and per-backend memory: 25% shared buffers is the usual
   // starting point; work_mem is bounded so that all connections sorting at once stay within 25%.
   const sharedBuffers = Math.max(32 * MiB, Math.floor(mem / 4));
-  const lines: [string, string | number][] = [
-    ["listen_addresses", quote(o.listenAddresses ?? "*")],
-    ["port", o.port ?? 5432],
-    ["unix_socket_directories", quote(o.socketDirectory ?? "/var/run/postgresql")],
-    ["hba_file", quote(o.hbaFile ?? "/etc/postgresql/pg_hba.conf")],
-    ["max_connections", maxConnections],
-    ["password_encryption", quote("scram-sha-256")],
-    ["shared_buffers", mb(sharedBuffers)],
-    ["effective_cache_size", mb(Math.floor((mem * 3) / 4))],
-    ["maintenance_work_mem", mb(Math.min(1024 * MiB, Math.floor(mem / 16)))],
-    ["work_mem", mb(Math.max(4 * MiB, Math.floor(mem / 4 / maxConnections)))],
-    ["wal_level", "replica"],
+  return {
+    max_connections: maxConnections,
+    password_encryption: "scram-sha-256",
+    shared_buffers: mb(sharedBuffers),
+    effective_cache_size: mb(Math.floor((mem * 3) / 4)),
+    maintenance_work_mem: mb(Math.min(1024 * MiB, Math.floor(mem / 16))),
+    work_mem: mb(Math.max(4 * MiB, Math.floor(mem / 4 / maxConnections))),
+    wal_level: "replica",
     // pg_rewind needs hint-bit changes WAL-logged to rejoin a failed primary.
-    ["wal_log_hints", "on"],
-    ["max_wal_senders", members + 4],
-    ["max_replication_slots", members + 4],
-    ["max_slot_wal_keep_size", quote(o.maxSlotWalKeepSize ?? "10GB")],
-    ["wal_keep_size", quote(o.walKeepSize ?? "256MB")],
-    ["max_wal_size", quote("2GB")],
-    ["hot_standby", "on"],
-    ["hot_standby_feedback", "on"],
-    ["wal_receiver_timeout", quote("30s")],
-    ["wal_sender_timeout", quote("30s")],
+    wal_log_hints: "on",
+    max_wal_senders: o.members + 4,
+    max_replication_slots: o.members + 4,
+    max_slot_wal_keep_size: o.maxSlotWalKeepSize ?? "10GB",
+    wal_keep_size: o.walKeepSize ?? "256MB",
+    max_wal_size: "2GB",
+    hot_standby: "on",
+    hot_standby_feedback: "on",
+    wal_receiver_timeout: "30s",
+    wal_sender_timeout: "30s",
     // A replica retries its upstream every second (default 5 s): with synchronous replication the
     // first commit after a failover waits for a replica to reconnect.
-    ["wal_retrieve_retry_interval", quote("1s")],
-    [
-      "synchronous_standby_names",
-      quote(o.synchronous && members > 1 ? `ANY 1 (${o.members.join(", ")})` : ""),
-    ],
-    ["shared_preload_libraries", quote("pg_stat_statements")],
-    ["pg_stat_statements.track", "all"],
-    ["log_destination", quote("stderr")],
-    ["logging_collector", "off"],
-    ["log_line_prefix", quote("%m [%p] %q%u@%d ")],
-    ["log_min_duration_statement", quote("1s")],
-    ["log_checkpoints", "on"],
-    ["log_connections", "off"],
-    ["log_lock_waits", "on"],
-    ["timezone", quote("UTC")],
-  ];
-  return (
-    "# Rendered by components/postgres/content.ts; identical on every member.\n" +
-    lines.map(([k, v]) => `${k} = ${v}`).join("\n") +
-    "\n"
-  );
+    wal_retrieve_retry_interval: "1s",
+    shared_preload_libraries: "pg_stat_statements",
+    "pg_stat_statements.track": "all",
+    log_destination: "stderr",
+    logging_collector: "off",
+    log_line_prefix: "%m [%p] %q%u@%d ",
+    log_min_duration_statement: "1s",
+    log_checkpoints: "on",
+    log_connections: "off",
+    log_lock_waits: "on",
+    timezone: "UTC",
+  };
 }
 
-/** Options for {@link pgHbaConf}. */
+/** Options for {@link pgHbaEntries}. */
 export interface PgHbaOptions {
   /** Role used by replicas for streaming replication. Default `replicator`. */
   replicationUser?: string;
@@ -122,28 +94,39 @@ export interface PgHbaOptions {
 }
 
 /**
- * pg_hba.conf: scram-sha-256 for every TCP connection, including replication. The unix socket uses
- * peer auth, so only processes inside the container running as OS user `postgres` (kubectl exec,
- * the entrypoint) connect without a password: that keeps the runbook's `psql -U postgres` working.
+ * pg_hba.conf rows: scram-sha-256 for every TCP connection, including replication. The unix socket
+ * uses peer auth for `postgres`, so only processes inside the container running as OS user
+ * `postgres` (kubectl exec, Patroni) connect without a password: that keeps the runbook's
+ * `psql -U postgres` working.
  */
-export function pgHbaConf(o: PgHbaOptions = {}): string {
+export function pgHbaEntries(o: PgHbaOptions = {}): HbaEntry[] {
   const repl = o.replicationUser ?? "replicator";
   const cidrs = o.clientCidrs ?? ["0.0.0.0/0", "::/0"];
-  const rows = [
-    "# TYPE  DATABASE     USER        ADDRESS   METHOD",
-    "local   all          postgres              peer",
-    "local   all          all                   scram-sha-256",
-    ...cidrs.map((c) => `host    replication  ${repl}  ${c}  scram-sha-256`),
-    ...cidrs.map((c) => `host    all          all         ${c}  scram-sha-256`),
+  return [
+    { type: "local", database: "all", user: "postgres", method: "peer" },
+    { type: "local", database: "all", user: "all", method: "scram-sha-256" },
+    ...cidrs.map((c): HbaEntry => ({
+      type: "host",
+      database: "replication",
+      user: repl,
+      address: c,
+      method: "scram-sha-256",
+    })),
+    ...cidrs.map((c): HbaEntry => ({
+      type: "host",
+      database: "all",
+      user: "all",
+      address: c,
+      method: "scram-sha-256",
+    })),
   ];
-  return rows.join("\n") + "\n";
 }
 
 /** Shell scripts the pods run, keyed by file name (mounted as a ConfigMap at /scripts). */
 export const SCRIPT_NAMES = [
-  "pg-entrypoint.sh",
-  "pg-common.sh",
-  "pg-failover.sh",
+  "pg-roles.sh",
+  "pg-dcs-config.sh",
+  "pg-switchover.sh",
   "pg-backup.sh",
   "pg-backup-lib.sh",
   "pg-backup-prune.sh",

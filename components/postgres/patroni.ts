@@ -1,8 +1,8 @@
 /**
- * Patroni groundwork (pure, no Pulumi resources): the patroni.yml of one member using the
- * Kubernetes DCS, and the RBAC rules that DCS needs. Not wired into the StatefulSet yet; the
- * real-process test (test/postgres-ha/patroni-k8s.test.ts) runs Patroni 3.0 with this config
- * against the simulated cluster's API server.
+ * Patroni (pure, no Pulumi resources): the patroni.yml of the members using the Kubernetes DCS,
+ * the dynamic (DCS-held) configuration, and the RBAC rules that DCS needs. The StatefulSet mounts
+ * this file; the real-process tests (test/postgres-ha/) run Patroni 3.0 with it against the
+ * simulated cluster's API server.
  */
 import { stringify } from "yaml";
 
@@ -45,10 +45,13 @@ export interface PatroniArgs {
   scope: string;
   /** Namespace of the pods and the DCS ConfigMaps. */
   namespace: string;
-  /** Member name: must equal the pod name, Patroni patches that pod's role label. */
-  name: string;
-  /** Pod IP (in a pod: status.podIP through the downward API). */
-  podIp: string;
+  /**
+   * Member name: must equal the pod name, Patroni patches that pod's role label. Omitted in the
+   * shared pod config: each pod sets PATRONI_NAME from the downward API (see {@link MEMBER_ENV}).
+   */
+  name?: string;
+  /** Pod IP. Omitted in the shared pod config: PATRONI_KUBERNETES_POD_IP from status.podIP. */
+  podIp?: string;
   /** Address other members and clients reach this member's PostgreSQL/REST API at. Default podIp. */
   connectAddress?: string;
   /** Interface PostgreSQL and the REST API listen on. Default `0.0.0.0`. */
@@ -86,7 +89,27 @@ export interface PatroniArgs {
   parameters?: Record<string, string | number | boolean>;
   /** pg_hba.conf lines, in order. */
   pgHba: HbaEntry[];
+  /**
+   * Patroni's own connections (and pg_rewind's) use the Unix socket in this directory, so the
+   * superuser authenticates by `peer` and its password never has to match for local work.
+   */
+  socketDir?: string;
+  /** Command run once after initdb on the first leader (Patroni appends a connection URL). */
+  postBootstrap?: string;
+  /** Command Patroni runs on start, stop, restart and role change (args: action role scope). */
+  callback?: string;
 }
+
+/**
+ * Per-pod environment Patroni reads instead of YAML keys (the values come from the downward API
+ * in the StatefulSet): one ConfigMap then serves every member.
+ */
+export const MEMBER_ENV = {
+  name: "PATRONI_NAME",
+  podIp: "PATRONI_KUBERNETES_POD_IP",
+  pgConnect: "PATRONI_POSTGRESQL_CONNECT_ADDRESS",
+  restConnect: "PATRONI_RESTAPI_CONNECT_ADDRESS",
+} as const;
 
 /** Throws unless loop_wait + 2 * retry_timeout <= ttl (Patroni's own safety rule). */
 export function checkTiming(t: PatroniTiming): void {
@@ -119,22 +142,23 @@ export function patroniConfig(a: PatroniArgs): string {
   checkTiming(timing);
   for (const [k, v] of [
     ["scope", a.scope],
-    ["name", a.name],
+    ["name", a.name ?? "omitted"],
     ["namespace", a.namespace],
   ] as const)
     if (!NAME.test(v))
       throw new Error(`patroni: ${k} must be a DNS label, got ${JSON.stringify(v)}`);
   const listen = a.listenAddress ?? "0.0.0.0";
+  // Unset in the shared pod config: MEMBER_ENV carries the pod's own addresses.
   const connect = a.connectAddress ?? a.podIp;
   const pgPort = a.pgPort ?? 5432;
   const restPort = a.restApiPort ?? 8008;
   const doc = {
     scope: a.scope,
-    name: a.name,
+    ...(a.name ? { name: a.name } : {}),
     // No top-level `namespace`: Patroni copies it over kubernetes.namespace.
     restapi: {
       listen: `${listen}:${restPort}`,
-      connect_address: `${connect}:${restPort}`,
+      ...(connect ? { connect_address: `${connect}:${restPort}` } : {}),
     },
     kubernetes: {
       namespace: a.namespace,
@@ -148,31 +172,26 @@ export function patroniConfig(a: PatroniArgs): string {
       // role=master and the readiness probe asks the REST API's /primary, so a pod whose label is
       // stale (Patroni dead) drops out of it.
       use_endpoints: false,
-      pod_ip: a.podIp,
+      ...(a.podIp ? { pod_ip: a.podIp } : {}),
       ports: [{ name: "postgresql", port: pgPort }],
       ...(a.kubeContext ? { context: a.kubeContext } : {}),
     },
     bootstrap: {
-      dcs: {
-        ttl: timing.ttl,
-        loop_wait: timing.loopWait,
-        retry_timeout: timing.retryTimeout,
-        maximum_lag_on_failover: a.maximumLagOnFailover ?? 1024 * 1024,
-        synchronous_mode: a.synchronous,
-        // Not strict: with both standbys gone the primary keeps accepting writes (asynchronously)
-        // rather than blocking the platform; Patroni still only promotes the sync standby.
-        synchronous_mode_strict: false,
-        postgresql: {
-          use_pg_rewind: true,
-          use_slots: true,
-          parameters: { ...(a.parameters ?? {}) },
-        },
-      },
+      dcs: patroniDynamicConfig(a),
       initdb: [{ encoding: "UTF8" }, { locale: "C.UTF-8" }, "data-checksums"],
+      ...(a.postBootstrap ? { post_bootstrap: a.postBootstrap } : {}),
     },
     postgresql: {
       listen: `${listen}:${pgPort}`,
-      connect_address: `${connect}:${pgPort}`,
+      ...(connect ? { connect_address: `${connect}:${pgPort}` } : {}),
+      ...(a.socketDir ? { use_unix_socket: true, use_unix_socket_repl: false } : {}),
+      ...(a.callback
+        ? {
+            callbacks: Object.fromEntries(
+              ["on_start", "on_restart", "on_role_change"].map((e) => [e, a.callback]),
+            ),
+          }
+        : {}),
       data_dir: a.dataDir,
       bin_dir: a.binDir,
       pgpass: a.pgpass,
@@ -186,6 +205,34 @@ export function patroniConfig(a: PatroniArgs): string {
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false },
   };
   return stringify(doc, { lineWidth: 0 });
+}
+
+/**
+ * The cluster-wide configuration Patroni keeps in the DCS: written at bootstrap, and afterwards
+ * replaced from this same object by `patronictl edit-config --replace` (the config Job), so a
+ * changed stack config (timing, synchronous mode, max_connections) reaches a running cluster.
+ */
+export function patroniDynamicConfig(a: PatroniArgs): Record<string, unknown> {
+  const timing = a.timing ?? DEFAULT_TIMING;
+  checkTiming(timing);
+  return {
+    ttl: timing.ttl,
+    loop_wait: timing.loopWait,
+    retry_timeout: timing.retryTimeout,
+    maximum_lag_on_failover: a.maximumLagOnFailover ?? 1024 * 1024,
+    synchronous_mode: a.synchronous,
+    // Not strict: with both standbys gone the primary keeps accepting writes (asynchronously)
+    // rather than blocking the platform; Patroni still only promotes the sync standby.
+    synchronous_mode_strict: false,
+    postgresql: {
+      use_pg_rewind: true,
+      use_slots: true,
+      parameters: {
+        ...(a.parameters ?? {}),
+        ...(a.socketDir ? { unix_socket_directories: a.socketDir } : {}),
+      },
+    },
+  };
 }
 
 /** A Role rule, shaped like `k8s.types.input.rbac.v1.PolicyRule`. */

@@ -1,66 +1,71 @@
-import * as crypto from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { PostgresConfig } from "../config/postgres";
 import { memoryToBytes } from "../config/validators";
 import {
-  dataClaim,
   ClusterPlacement,
   NetworkPeer,
   SecretKeyRef,
-  plainEnv,
+  peerToRule,
   restrictedContainerSecurity,
   restrictedPodSecurity,
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
 import { allowPolicySpec } from "../lib/network";
-import { workloadCompanions } from "../lib/workload";
-import { memberName, pgHbaConf, postgresScripts, postgresqlConf } from "./content";
+import {
+  APP_DB,
+  APP_USER,
+  PASSWORD_KEYS,
+  PG_UID,
+  PORT,
+  MemberArgs,
+  controlJobNetworkPolicySpec,
+  controlJobSpec,
+  dynamicConfigYaml,
+  memberChecksum,
+  memberNetworkPolicySpec,
+  memberPatroniYaml,
+  memberSelector,
+  serviceSelectors,
+  shortHash,
+  statefulSetSpec,
+} from "./members";
+import { postgresScripts } from "./content";
+import { patroniRbacRules } from "./patroni";
 
 export interface PostgresClusterArgs extends ClusterPlacement {
   /** app.kubernetes.io/instance: the stack name. */
   instance: string;
   /** Validated postgres section of the stack config. */
   config: PostgresConfig;
-  /** StatefulSet, Service and `app` label name. Default `postgresql` (the manual's name). */
+  /** Image the members run (the built image's digest). Default `config.image`. */
+  image?: pulumi.Input<string>;
+  /** StatefulSet, Service, Patroni scope and `app` label name. Default `postgresql` (the manual's name). */
   name?: string;
-  /** Pods allowed to connect to port 5432 (API, Celery). Default: none besides the members. */
+  /** Pods allowed to connect to port 5432 (API, Celery, PgBouncer). Default: none besides the members. */
   clients?: NetworkPeer[];
   /** Pods allowed to scrape the exporter on 9187. Default: none. */
   scrapers?: NetworkPeer[];
 }
 
-const PORT = 5432;
-const EXPORTER_PORT = 9187;
-/** uid/gid of `postgres` in the official Debian-based image. */
-const PG_UID = 999;
-const DATA_MOUNT = "/var/lib/postgresql/data";
-const APP_DB = "stock_analysis";
-const APP_USER = "stock_analysis";
-const PASSWORD_KEYS = {
-  superuser: "superuser-password",
-  replication: "replication-password",
-  app: "app-password",
-  monitoring: "monitoring-password",
-} as const;
-
 /**
- * PostgreSQL 15 on the official image: StatefulSet of one primary plus streaming replicas run by
- * pg-entrypoint.sh, declarative failover through `config.primary`, Services `<name>` (read-write,
- * the configured primary), `<name>-read` and `<name>-headless`, postgres_exporter sidecar, PDB,
- * anti-affinity, generated passwords in Secrets, the app's DATABASE_URL Secret, and backup,
- * backup-verify, maintenance and (suspended) restore CronJobs sharing one backup PVC.
+ * PostgreSQL 15 managed by Patroni: a StatefulSet whose members elect a leader through the
+ * Kubernetes API (leader lock in ConfigMaps, least-privilege Role), fail over without a human,
+ * rewind and rejoin; Services `<name>` (the leader, by Patroni's role label), `<name>-read`
+ * (replicas only) and `<name>-headless`; Jobs that apply the dynamic configuration and the
+ * configured leader (`postgres.primary`) to a running cluster; exporter sidecar, PDB, generated
+ * passwords in Secrets, the app's DATABASE_URL Secret, and the backup CronJobs.
  */
 export class PostgresCluster extends pulumi.ComponentResource {
   /** Name of the read-write Service (`postgresql`). */
   public readonly serviceName: pulumi.Output<string>;
-  /** DNS name of the read-write Service (always the primary). */
+  /** DNS name of the read-write Service (always the current leader). */
   public readonly dnsName: pulumi.Output<string>;
-  /** DNS name of the read Service. */
+  /** DNS name of the read Service (replicas only). */
   public readonly readDnsName: pulumi.Output<string>;
-  /** Secret key holding `DATABASE_URL` for the API and Celery. */
+  /** Secret key holding `DATABASE_URL` (direct to the leader) for the API and Celery. */
   public readonly databaseUrl: SecretKeyRef;
   /** Secret with the superuser, replication, app and monitoring passwords. */
   public readonly passwordSecretName: pulumi.Output<string>;
@@ -72,35 +77,18 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const ns = args.namespace;
     const child = { parent: this, provider: args.provider };
     const labels = workloadLabels(n, "database", args.instance);
-    const selector = { app: n };
-    const headless = `${n}-headless`;
+    const meta = (objName: string) => ({ name: objName, namespace: ns, labels });
 
-    const passwords = Object.fromEntries(
-      Object.entries(PASSWORD_KEYS).map(([who, key]) => [
-        key,
-        // No special characters: the app password goes into a URL unescaped.
-        new random.RandomPassword(
-          `${n}-${who}-password`,
-          { length: 32, special: false },
-          {
-            parent: this,
-          },
-        ).result,
-      ]),
-    );
+    const passwords = this.passwords(n);
     const passwordSecret = new k8s.core.v1.Secret(
       `${n}-passwords`,
-      {
-        metadata: { name: n, namespace: ns, labels },
-        type: "Opaque",
-        stringData: passwords,
-      },
+      { metadata: meta(n), type: "Opaque", stringData: passwords },
       child,
     );
     const databaseUrlSecret = new k8s.core.v1.Secret(
       `${n}-database-url`,
       {
-        metadata: { name: `${n}-app`, namespace: ns, labels },
+        metadata: meta(`${n}-app`),
         type: "Opaque",
         stringData: {
           DATABASE_URL: pulumi.interpolate`postgresql://${APP_USER}:${passwords[PASSWORD_KEYS.app]}@${n}.${ns}.svc.cluster.local:${PORT}/${APP_DB}`,
@@ -109,231 +97,57 @@ export class PostgresCluster extends pulumi.ComponentResource {
       child,
     );
 
-    const members = Array.from({ length: c.replicas }, (_, i) => memberName("postgresql", i));
-    const conf = postgresqlConf({
-      memoryBytes: memoryToBytes(c.resources.limits.memory)!,
-      members,
-      synchronous: c.synchronous,
-      port: PORT,
-      maxConnections: c.maxConnections,
-      maxSlotWalKeepSize: c.maxSlotWalKeepSize,
-    });
-    const hba = pgHbaConf();
-    const configMap = new k8s.core.v1.ConfigMap(
-      `${n}-config`,
-      {
-        metadata: { name: `${n}-config`, namespace: ns, labels },
-        data: { "postgresql.conf": conf, "pg_hba.conf": hba },
-      },
-      child,
-    );
-    // Kept apart from the server config: a change must reach running pods (mounted file, no
-    // restart) so their entrypoints switch roles, not roll the StatefulSet.
-    const roleMap = new k8s.core.v1.ConfigMap(
-      `${n}-role`,
-      {
-        metadata: { name: `${n}-role`, namespace: ns, labels },
-        data: { primary: String(c.primary) },
-      },
+    const nsName = pulumi.output(ns);
+    const patroniYaml = nsName.apply((v) => memberPatroniYaml(n, v, c));
+    const dcsYaml = dynamicConfigYaml(n, c);
+    const patroniMap = new k8s.core.v1.ConfigMap(
+      `${n}-patroni`,
+      { metadata: meta(`${n}-patroni`), data: { "patroni.yml": patroniYaml, "dcs.yml": dcsYaml } },
       child,
     );
     const scripts = postgresScripts();
     const scriptsMap = new k8s.core.v1.ConfigMap(
       `${n}-scripts`,
-      { metadata: { name: `${n}-scripts`, namespace: ns, labels }, data: scripts },
+      { metadata: meta(`${n}-scripts`), data: scripts },
       child,
     );
-    const checksum = crypto
-      .createHash("sha256")
-      .update(conf + hba + JSON.stringify(scripts))
-      .digest("hex");
+    const serviceAccount = this.patroniAccess(n, meta, child);
+    this.networkPolicies(n, args, meta, child);
 
-    const jobLabels = {
-      "app.kubernetes.io/component": "database-jobs",
-      "app.kubernetes.io/part-of": "stock-analysis",
-    };
-    const { serviceAccount } = workloadCompanions(this, args.provider, {
+    const member = (cs: string): MemberArgs => ({
       name: n,
-      namespace: ns,
+      namespace: "",
+      config: c,
+      image: args.image ?? c.image,
       labels,
-      selector,
-      network: {
-        ingressFrom: [
-          { podLabels: selector, ports: [PORT] },
-          { podLabels: jobLabels, ports: [PORT] },
-          ...(args.clients ?? []).map((p) => ({ ...p, ports: [PORT] })),
-          ...(args.scrapers ?? []).map((p) => ({ ...p, ports: [EXPORTER_PORT] })),
-        ],
-        egressTo: [{ podLabels: selector, ports: [PORT] }],
-      },
+      serviceAccountName: serviceAccount.metadata.name,
+      passwordSecret: passwordSecret.metadata.name,
+      patroniConfigMap: patroniMap.metadata.name,
+      scriptsConfigMap: scriptsMap.metadata.name,
+      checksum: cs,
     });
-
-    const peers = pulumi
-      .output(ns)
-      .apply((nsName) =>
-        Array.from(
-          { length: c.replicas },
-          (_, i) => `${n}-${i}.${headless}.${nsName}.svc.cluster.local:${PORT}`,
-        ).join(" "),
-      );
-    const secretFile = (key: string) => `/secrets/${key}`;
-    const secretVolume = (keys: string[]): k8s.types.input.core.v1.Volume => ({
-      name: "secrets",
-      secret: {
-        secretName: passwordSecret.metadata.name,
-        defaultMode: 0o440,
-        items: keys.map((k) => ({ key: k, path: k })),
-      },
-    });
-    const scriptsVolume = {
-      name: "scripts",
-      configMap: { name: scriptsMap.metadata.name, defaultMode: 0o555 },
-    };
-    const tmp = (name: string) => ({ name, emptyDir: { sizeLimit: "1Gi" } });
-
-    const spread: k8s.types.input.core.v1.PodAffinityTerm = {
-      topologyKey: "kubernetes.io/hostname",
-      labelSelector: { matchLabels: selector },
-    };
-    new k8s.apps.v1.StatefulSet(
+    // The DCS part is applied by the config Job, not by a restart: it stays out of the checksum.
+    const memberArgs = patroniYaml.apply((y) => member(memberChecksum(y, scripts)));
+    const statefulSet = new k8s.apps.v1.StatefulSet(
       n,
+      { metadata: meta(n), spec: memberArgs.apply(statefulSetSpec) },
+      child,
+    );
+    new k8s.policy.v1.PodDisruptionBudget(
+      `${n}-pdb`,
       {
-        metadata: { name: n, namespace: ns, labels },
-        spec: {
-          serviceName: headless,
-          replicas: c.replicas,
-          // Members must find each other while not ready (bootstrap, failover): no ordered start.
-          podManagementPolicy: "Parallel",
-          updateStrategy: { type: "RollingUpdate" },
-          selector: { matchLabels: selector },
-          template: {
-            metadata: {
-              labels,
-              annotations: {
-                // `kubectl exec postgresql-0 -- psql …` (the manual's commands) needs no -c.
-                "kubectl.kubernetes.io/default-container": "postgresql",
-                "checksum/config": checksum,
-                "prometheus.io/scrape": "true",
-                "prometheus.io/port": String(EXPORTER_PORT),
-              },
-            },
-            spec: {
-              serviceAccountName: serviceAccount.metadata.name,
-              automountServiceAccountToken: false,
-              securityContext: restrictedPodSecurity(PG_UID),
-              // Fast shutdown plus the shutdown checkpoint; a killed primary needs crash recovery.
-              terminationGracePeriodSeconds: 120,
-              affinity: {
-                podAntiAffinity:
-                  c.antiAffinity === "required"
-                    ? { requiredDuringSchedulingIgnoredDuringExecution: [spread] }
-                    : {
-                        preferredDuringSchedulingIgnoredDuringExecution: [
-                          { weight: 100, podAffinityTerm: spread },
-                        ],
-                      },
-              },
-              containers: [
-                {
-                  name: "postgresql",
-                  image: c.image,
-                  imagePullPolicy: "IfNotPresent",
-                  command: ["bash", "/scripts/pg-entrypoint.sh"],
-                  ports: [{ name: "postgresql", containerPort: PORT, protocol: "TCP" }],
-                  env: plainEnv({
-                    PGDATA: `${DATA_MOUNT}/pgdata`,
-                    PG_CONFIG_FILE: "/etc/postgresql/postgresql.conf",
-                    PG_PRIMARY_FILE: "/etc/postgresql-role/primary",
-                    PG_SOCKET_DIR: "/var/run/postgresql",
-                    PG_SUPERUSER_PASSWORD_FILE: secretFile(PASSWORD_KEYS.superuser),
-                    PG_REPLICATION_PASSWORD_FILE: secretFile(PASSWORD_KEYS.replication),
-                    PG_APP_PASSWORD_FILE: secretFile(PASSWORD_KEYS.app),
-                    PG_MONITORING_PASSWORD_FILE: secretFile(PASSWORD_KEYS.monitoring),
-                    PG_APP_DB: APP_DB,
-                    PG_APP_USER: APP_USER,
-                    PG_MEMBER_PREFIX: "postgresql",
-                  }).concat([{ name: "PG_PEERS", value: peers }]),
-                  resources: toResourceRequirements(c.resources),
-                  securityContext: restrictedContainerSecurity(true),
-                  readinessProbe: {
-                    exec: {
-                      command: [
-                        "pg_isready",
-                        "-q",
-                        "-h",
-                        "/var/run/postgresql",
-                        "-p",
-                        String(PORT),
-                      ],
-                    },
-                    periodSeconds: 10,
-                    timeoutSeconds: 5,
-                    failureThreshold: 3,
-                  },
-                  // Restarts a hung postmaster only; clones and crash recovery are left alone.
-                  livenessProbe: {
-                    exec: { command: ["bash", "/scripts/pg-liveness.sh"] },
-                    periodSeconds: 30,
-                    timeoutSeconds: 15,
-                    failureThreshold: 4,
-                  },
-                  volumeMounts: [
-                    { name: "data", mountPath: DATA_MOUNT },
-                    { name: "config", mountPath: "/etc/postgresql", readOnly: true },
-                    { name: "role", mountPath: "/etc/postgresql-role", readOnly: true },
-                    { name: "scripts", mountPath: "/scripts", readOnly: true },
-                    { name: "secrets", mountPath: "/secrets", readOnly: true },
-                    { name: "run", mountPath: "/var/run/postgresql" },
-                    { name: "tmp", mountPath: "/tmp" },
-                  ],
-                },
-                {
-                  name: "postgres-exporter",
-                  image: c.exporterImage,
-                  imagePullPolicy: "IfNotPresent",
-                  ports: [{ name: "metrics", containerPort: EXPORTER_PORT, protocol: "TCP" }],
-                  env: plainEnv({
-                    DATA_SOURCE_URI: `localhost:${PORT}/postgres?sslmode=disable`,
-                    DATA_SOURCE_USER: "monitoring",
-                    DATA_SOURCE_PASS_FILE: secretFile(PASSWORD_KEYS.monitoring),
-                  }),
-                  resources: toResourceRequirements(c.exporterResources),
-                  securityContext: restrictedContainerSecurity(true),
-                  readinessProbe: {
-                    httpGet: { path: "/", port: "metrics" },
-                    periodSeconds: 20,
-                    timeoutSeconds: 5,
-                  },
-                  livenessProbe: {
-                    httpGet: { path: "/", port: "metrics" },
-                    periodSeconds: 30,
-                    timeoutSeconds: 5,
-                    failureThreshold: 3,
-                  },
-                  volumeMounts: [{ name: "secrets", mountPath: "/secrets", readOnly: true }],
-                },
-              ],
-              volumes: [
-                { name: "config", configMap: { name: configMap.metadata.name } },
-                { name: "role", configMap: { name: roleMap.metadata.name } },
-                scriptsVolume,
-                secretVolume(Object.values(PASSWORD_KEYS)),
-                { name: "run", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } },
-                tmp("tmp"),
-              ],
-            },
-          },
-          volumeClaimTemplates: [dataClaim(labels, c.storage)],
-        },
+        metadata: meta(n),
+        spec: { maxUnavailable: 1, selector: { matchLabels: memberSelector(n) } },
       },
       child,
     );
 
+    const selectors = serviceSelectors(n);
     const service = (svc: string, spec: k8s.types.input.core.v1.ServiceSpec) =>
       new k8s.core.v1.Service(
         `${svc}-svc`,
         {
-          metadata: { name: svc, namespace: ns, labels },
+          metadata: meta(svc),
           spec: {
             ports: [{ name: "postgresql", port: PORT, targetPort: "postgresql", protocol: "TCP" }],
             ...spec,
@@ -341,19 +155,60 @@ export class PostgresCluster extends pulumi.ComponentResource {
         },
         child,
       );
-    // Read-write: exactly the configured primary, by the pod-name label the StatefulSet sets.
-    const rw = service(n, {
-      type: "ClusterIP",
-      selector: { ...selector, "statefulset.kubernetes.io/pod-name": `${n}-${c.primary}` },
+    const rw = service(n, { type: "ClusterIP", selector: selectors.rw });
+    const read = service(`${n}-read`, { type: "ClusterIP", selector: selectors.read });
+    service(`${n}-headless`, {
+      clusterIP: "None",
+      publishNotReadyAddresses: true,
+      selector: selectors.headless,
     });
-    const read = service(`${n}-read`, { type: "ClusterIP", selector });
-    service(headless, { clusterIP: "None", publishNotReadyAddresses: true, selector });
+
+    // Jobs are immutable and named by what they apply: a changed value replaces (and runs) the
+    // Job; an unchanged one is left alone, so `pulumi up` never undoes an automatic failover
+    // unless `postgres.primary` itself is changed.
+    const control = (
+      job: string,
+      objName: string,
+      spec: pulumi.Input<k8s.types.input.batch.v1.JobSpec>,
+    ) =>
+      new k8s.batch.v1.Job(
+        `${n}-${job}`,
+        { metadata: meta(objName), spec },
+        { ...child, dependsOn: [statefulSet], deleteBeforeReplace: true },
+      );
+    const config = control(
+      "config",
+      `${n}-config-${shortHash(dcsYaml)}`,
+      memberArgs.apply((m) =>
+        controlJobSpec(m, {
+          script: "pg-dcs-config.sh",
+          env: { PG_DCS_CONFIG_FILE: "/etc/patroni/dcs.yml" },
+        }),
+      ),
+    );
+    const leader = `${n}-${c.primary}`;
+    new k8s.batch.v1.Job(
+      `${n}-switchover`,
+      {
+        metadata: meta(`${n}-switchover-to-${c.primary}`),
+        spec: memberArgs.apply((m) =>
+          controlJobSpec(m, { script: "pg-switchover.sh", args: [leader] }),
+        ),
+      },
+      { ...child, dependsOn: [config], deleteBeforeReplace: true },
+    );
 
     if (c.backup.enabled) {
       this.backupJobs(n, args, {
         passwordSecret: passwordSecret.metadata.name,
-        scripts: scriptsVolume,
-        jobLabels,
+        scripts: {
+          name: "scripts",
+          configMap: { name: scriptsMap.metadata.name, defaultMode: 0o555 },
+        },
+        jobLabels: {
+          "app.kubernetes.io/component": "database-jobs",
+          "app.kubernetes.io/part-of": "stock-analysis",
+        },
         primaryHost: pulumi.interpolate`${rw.metadata.name}.${ns}.svc.cluster.local`,
       });
     }
@@ -369,6 +224,85 @@ export class PostgresCluster extends pulumi.ComponentResource {
       readDnsName: this.readDnsName,
       databaseUrlSecretName: this.databaseUrl.secretName,
     });
+  }
+
+  /** Generated passwords (no special characters: the app password goes into a URL unescaped). */
+  private passwords(n: string): Record<string, pulumi.Output<string>> {
+    return Object.fromEntries(
+      Object.entries(PASSWORD_KEYS).map(([who, key]) => [
+        key,
+        new random.RandomPassword(
+          `${n}-${who}-password`,
+          { length: 32, special: false },
+          { parent: this },
+        ).result,
+      ]),
+    );
+  }
+
+  /** The members' ServiceAccount (token mounted: Patroni's DCS is the API) and its Role. */
+  private patroniAccess(
+    n: string,
+    meta: (name: string) => {
+      name: string;
+      namespace: pulumi.Input<string>;
+      labels: Record<string, string>;
+    },
+    child: pulumi.CustomResourceOptions,
+  ): k8s.core.v1.ServiceAccount {
+    const sa = new k8s.core.v1.ServiceAccount(`${n}-sa`, { metadata: meta(n) }, child);
+    const role = new k8s.rbac.v1.Role(
+      `${n}-patroni-role`,
+      { metadata: meta(`${n}-patroni`), rules: patroniRbacRules() },
+      child,
+    );
+    new k8s.rbac.v1.RoleBinding(
+      `${n}-patroni-binding`,
+      {
+        metadata: meta(`${n}-patroni`),
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
+        subjects: [
+          { kind: "ServiceAccount", name: sa.metadata.name, namespace: meta(n).namespace },
+        ],
+      },
+      child,
+    );
+    return sa;
+  }
+
+  /** NetworkPolicies of the members and of the Patroni control Jobs. */
+  private networkPolicies(
+    n: string,
+    args: PostgresClusterArgs,
+    meta: (name: string) => {
+      name: string;
+      namespace: pulumi.Input<string>;
+      labels: Record<string, string>;
+    },
+    child: pulumi.CustomResourceOptions,
+  ): void {
+    const peers = (list: NetworkPeer[] | undefined) =>
+      (list ?? []).flatMap((p) => peerToRule(p).peers);
+    new k8s.networking.v1.NetworkPolicy(
+      `${n}-netpol`,
+      {
+        metadata: meta(`${n}-allow`),
+        spec: memberNetworkPolicySpec(n, {
+          clients: peers(args.clients),
+          scrapers: peers(args.scrapers),
+          jobs: {
+            "app.kubernetes.io/component": "database-jobs",
+            "app.kubernetes.io/part-of": "stock-analysis",
+          },
+        }),
+      },
+      child,
+    );
+    new k8s.networking.v1.NetworkPolicy(
+      `${n}-control-netpol`,
+      { metadata: meta(`${n}-control-allow`), spec: controlJobNetworkPolicySpec(n) },
+      child,
+    );
   }
 
   /** Backup PVC, its NetworkPolicy, and the backup / verify / maintenance / restore CronJobs. */

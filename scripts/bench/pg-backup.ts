@@ -1,5 +1,5 @@
 // Benchmark: our backup/restore (components/postgres/scripts) against the manual's
-// `pg_dump | gzip` + `gunzip; psql <` on the same pgbench database, plus failover time.
+// `pg_dump | gzip` + `gunzip; psql <` on the same pgbench database (failover: scripts/bench/pg-failover).
 // Run as root on a machine with PostgreSQL 15 (Debian postgresql-15): scripts/bench/pg-backup
 //   BENCH_SCALE   pgbench scale factor (default 50: 5M accounts rows)
 //   BENCH_JOBS    parallel workers for our backup/restore (default 2)
@@ -7,14 +7,7 @@ import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { scriptPath } from "../../components/postgres/content";
-import {
-  PG_BIN,
-  PG_PATH,
-  PgCluster,
-  pgTempDir,
-  runAsPostgres,
-  waitFor,
-} from "../../test/helpers/postgres";
+import { PG_BIN, PG_PATH, PgCluster, pgTempDir, runAsPostgres } from "../../test/helpers/postgres";
 
 const scale = Number(process.env.BENCH_SCALE ?? 50);
 const jobs = process.env.BENCH_JOBS ?? "2";
@@ -65,7 +58,7 @@ async function backupRestore(): Promise<void> {
   const cluster = await PgCluster.create({ members: 1 });
   const work = pgTempDir("pg-bench-");
   try {
-    cluster.start(0);
+    await cluster.start(0);
     await cluster.waitAppReady(0);
     const port = String(cluster.ports[0]);
     const pw = path.join(cluster.root, "secrets/superuser");
@@ -150,46 +143,9 @@ async function backupRestore(): Promise<void> {
   }
 }
 
-async function failover(): Promise<void> {
-  const cluster = await PgCluster.create({ members: 3, synchronous: true });
-  try {
-    cluster.start(0);
-    await cluster.waitAppReady(0);
-    cluster.start(1);
-    cluster.start(2);
-    await cluster.waitStreaming(1);
-    await cluster.waitStreaming(2);
-    await cluster.sql(
-      0,
-      "create table t (id serial primary key, at timestamptz default now())",
-      "stock_analysis",
-    );
-    await cluster.crash(0);
-    const killed = Date.now();
-    cluster.setPrimary(1);
-    await waitFor(
-      "first write on member 1",
-      async () => {
-        await cluster.sql(1, "insert into t default values", "stock_analysis");
-        return true;
-      },
-      120_000,
-      50,
-    );
-    const ms = Date.now() - killed;
-    console.log(
-      `failover: SIGKILL of the primary -> first committed write on the new primary: ${(ms / 1000).toFixed(2)} s` +
-        " (config change seen at once; in a cluster add the ConfigMap propagation delay, up to ~60 s)",
-    );
-  } finally {
-    await cluster.destroy();
-  }
-}
-
 async function main(): Promise<void> {
   if (!fs.existsSync(`${PG_BIN}/postgres`)) throw new Error(`PostgreSQL 15 not found in ${PG_BIN}`);
   await backupRestore();
-  await failover();
 }
 
 main().catch((e) => {

@@ -231,8 +231,18 @@ async function waitClaims(sim: SimCluster, objects: K8sObject[]): Promise<string
   }
 }
 
-/** Services (not headless) have ready endpoints; the read-write `postgresql` exactly one. */
-async function waitEndpoints(sim: SimCluster, objects: K8sObject[]): Promise<string[]> {
+/** Ready endpoints a Service must have; undefined: at least one. */
+type EndpointCounts = Map<string, number>;
+
+/**
+ * Services (not headless) have ready endpoints; those in `exact` exactly that many (the
+ * read-write `postgresql` one, `postgresql-read` one per replica).
+ */
+async function waitEndpoints(
+  sim: SimCluster,
+  objects: K8sObject[],
+  exact: EndpointCounts = new Map(),
+): Promise<string[]> {
   const services = objects.filter((o) => {
     const spec = o.spec as { clusterIP?: string; selector?: object } | undefined;
     return o.kind === "Service" && spec?.clusterIP !== "None" && spec?.selector !== undefined;
@@ -251,8 +261,9 @@ async function waitEndpoints(sim: SimCluster, objects: K8sObject[]): Promise<str
       const bad = services
         .map((s) => {
           const n = eps.get(`${s.metadata.namespace}/${s.metadata.name}`) ?? 0;
-          if (s.metadata.name === "postgresql" ? n !== 1 : n === 0)
-            return `${s.metadata.namespace}/${s.metadata.name} has ${n} ready endpoints`;
+          const want = exact.get(s.metadata.name);
+          if (want === undefined ? n === 0 : n !== want)
+            return `${s.metadata.namespace}/${s.metadata.name} has ${n} ready endpoints${want === undefined ? "" : `, expected ${want}`}`;
           return undefined;
         })
         .filter((x) => x !== undefined);
@@ -293,6 +304,80 @@ function certManagerShim(sim: SimCluster, objects: K8sObject[], log: Log): strin
   );
   log(`cert-manager stand-in: ${certs.length} Certificate(s) for annotated Ingresses`);
   return r.code === 0 ? [] : [`Certificates for the Ingresses: ${r.stderr.trim()}`];
+}
+
+/**
+ * Stands in for Patroni, which the simulator's fake pods do not run: writes the role labels
+ * Patroni keeps on the members' pods (`leader` master, the others replica), as Patroni does
+ * through the same API. Returns the problems.
+ */
+function patroniLabels(
+  sim: SimCluster,
+  namespace: string,
+  members: number,
+  leader: number,
+): string[] {
+  const problems: string[] = [];
+  for (let i = 0; i < members; i++) {
+    const r = kubectl(sim, [
+      "-n",
+      namespace,
+      "label",
+      "pod",
+      `postgresql-${i}`,
+      `role=${i === leader ? "master" : "replica"}`,
+      "--overwrite",
+      "--field-manager=patroni",
+    ]);
+    if (r.code !== 0) problems.push(`label postgresql-${i}: ${r.stderr.trim()}`);
+  }
+  return problems;
+}
+
+/** IPs behind a Service's Endpoints. */
+function endpointIps(sim: SimCluster, namespace: string, name: string): string[] {
+  const ep = listKinds(sim, ["Endpoints"]).find(
+    (e) => e.metadata.namespace === namespace && e.metadata.name === name,
+  );
+  const subsets = (ep?.subsets as { addresses?: { ip: string }[] }[] | undefined) ?? [];
+  return subsets.flatMap((s) => (s.addresses ?? []).map((a) => a.ip)).sort();
+}
+
+/**
+ * The read-write Service follows Patroni's leader label: move the label (what an automatic
+ * failover does) and the endpoint must move to that pod, then move it back.
+ */
+async function leaderLabelDrill(sim: SimCluster, cfg: PlatformConfig, log: Log): Promise<string[]> {
+  const ns = cfg.namespace;
+  const { replicas, primary } = cfg.postgres;
+  if (replicas < 2) return [];
+  const next = (primary + 1) % replicas;
+  const podIp = (i: number) => {
+    const r = kubectl(sim, [
+      "-n",
+      ns,
+      "get",
+      "pod",
+      `postgresql-${i}`,
+      "-o",
+      "jsonpath={.status.podIP}",
+    ]);
+    return r.stdout.trim();
+  };
+  const problems = patroniLabels(sim, ns, replicas, next);
+  try {
+    await waitUntil("postgresql endpoint follows the leader label", 60, () => {
+      const ips = endpointIps(sim, ns, "postgresql");
+      return ips.length === 1 && ips[0] === podIp(next) ? undefined : `endpoints ${ips.join(",")}`;
+    });
+    log(
+      `Patroni stand-in: leader label moved to postgresql-${next}; the postgresql Service followed`,
+    );
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  problems.push(...patroniLabels(sim, ns, replicas, primary));
+  return problems;
 }
 
 /** Pods the API refused (PodSecurity, a missing ServiceAccount, quota): FailedCreate events. */
@@ -400,7 +485,19 @@ export async function e2eChecks(a: E2eArgs): Promise<string[]> {
   problems.push(...certManagerShim(sim, base, log));
   problems.push(...(await waitRollouts(sim, base)));
   problems.push(...(await waitClaims(sim, base)));
-  problems.push(...(await waitEndpoints(sim, base)));
+  problems.push(...patroniLabels(sim, cfg.namespace, cfg.postgres.replicas, cfg.postgres.primary));
+  log(`Patroni stand-in: role labels on ${cfg.postgres.replicas} postgresql pod(s)`);
+  problems.push(
+    ...(await waitEndpoints(
+      sim,
+      base,
+      new Map([
+        ["postgresql", 1],
+        ["postgresql-read", cfg.postgres.replicas - 1],
+      ]),
+    )),
+  );
+  problems.push(...(await leaderLabelDrill(sim, cfg, log)));
   problems.push(...(await cronJobRuns(sim, base)));
   problems.push(...rejectedPods(sim, namespacesOf(base)));
   log(`roll-out checks done (${problems.length} problems so far)`);

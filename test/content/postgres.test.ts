@@ -1,72 +1,43 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { pgHbaConf, postgresqlConf, quantityToBytes } from "../../components/postgres/content";
+import {
+  pgHbaEntries,
+  postgresqlParameters,
+  quantityToBytes,
+} from "../../components/postgres/content";
+import { hbaLine } from "../../components/postgres/patroni";
 
-const members = ["postgresql_0", "postgresql_1", "postgresql_2"];
-
-function setting(conf: string, key: string): string | undefined {
-  return new RegExp(`^${key} = (.*)$`, "m").exec(conf)?.[1];
-}
-
-describe("postgresql.conf", () => {
+describe("postgresql parameters (handed to Patroni)", () => {
   it("sizes memory from the container limit (prod 4Gi)", () => {
-    const conf = postgresqlConf({
-      memoryBytes: quantityToBytes("4Gi"),
-      members,
-      synchronous: true,
-    });
-    assert.equal(setting(conf, "shared_buffers"), "1024MB");
-    assert.equal(setting(conf, "effective_cache_size"), "3072MB");
-    assert.equal(setting(conf, "maintenance_work_mem"), "256MB");
-    assert.equal(setting(conf, "work_mem"), "5MB");
+    const p = postgresqlParameters({ memoryBytes: quantityToBytes("4Gi"), members: 3 });
+    assert.equal(p.shared_buffers, "1024MB");
+    assert.equal(p.effective_cache_size, "3072MB");
+    assert.equal(p.maintenance_work_mem, "256MB");
+    assert.equal(p.work_mem, "5MB");
   });
 
   it("enables replication, rewind, pg_stat_statements and scram", () => {
-    const conf = postgresqlConf({
-      memoryBytes: quantityToBytes("512Mi"),
-      members,
-      synchronous: true,
-    });
-    assert.equal(setting(conf, "wal_level"), "replica");
-    assert.equal(setting(conf, "wal_log_hints"), "on");
-    assert.equal(setting(conf, "hot_standby"), "on");
-    assert.equal(setting(conf, "max_wal_senders"), "7");
-    assert.equal(setting(conf, "max_replication_slots"), "7");
-    assert.equal(setting(conf, "max_slot_wal_keep_size"), "'10GB'");
-    assert.equal(setting(conf, "shared_preload_libraries"), "'pg_stat_statements'");
-    assert.equal(setting(conf, "password_encryption"), "'scram-sha-256'");
-    assert.equal(
-      setting(conf, "synchronous_standby_names"),
-      "'ANY 1 (postgresql_0, postgresql_1, postgresql_2)'",
-    );
+    const p = postgresqlParameters({ memoryBytes: quantityToBytes("512Mi"), members: 3 });
+    assert.equal(p.wal_level, "replica");
+    assert.equal(p.wal_log_hints, "on");
+    assert.equal(p.hot_standby, "on");
+    assert.equal(p.max_wal_senders, 7);
+    assert.equal(p.max_replication_slots, 7);
+    assert.equal(p.max_slot_wal_keep_size, "10GB");
+    assert.equal(p.shared_preload_libraries, "pg_stat_statements");
+    assert.equal(p.password_encryption, "scram-sha-256");
   });
 
-  it("leaves replication asynchronous when sync is off or there is no replica", () => {
-    for (const [m, sync] of [
-      [members, false],
-      [["postgresql_0"], true],
-    ] as const) {
-      const conf = postgresqlConf({
-        memoryBytes: 512 * 2 ** 20,
-        members: [...m],
-        synchronous: sync,
-      });
-      assert.equal(setting(conf, "synchronous_standby_names"), "''");
-    }
-  });
-
-  it("parameterises port, listen address and socket directory", () => {
-    const conf = postgresqlConf({
-      memoryBytes: 2 ** 28,
-      members,
-      synchronous: false,
-      port: 6543,
-      listenAddresses: "127.0.0.1",
-      socketDirectory: "/tmp/x",
-    });
-    assert.equal(setting(conf, "port"), "6543");
-    assert.equal(setting(conf, "listen_addresses"), "'127.0.0.1'");
-    assert.equal(setting(conf, "unix_socket_directories"), "'/tmp/x'");
+  it("leaves what Patroni owns to Patroni", () => {
+    const p = postgresqlParameters({ memoryBytes: 2 ** 28, members: 2 });
+    for (const k of [
+      "listen_addresses",
+      "port",
+      "hba_file",
+      "synchronous_standby_names",
+      "primary_conninfo",
+    ])
+      assert.ok(!(k in p), `${k} must be left to Patroni`);
   });
 
   it("parses Kubernetes memory quantities", () => {
@@ -76,20 +47,15 @@ describe("postgresql.conf", () => {
   });
 });
 
-describe("pg_hba.conf", () => {
+describe("pg_hba rows", () => {
   it("uses scram-sha-256 for every TCP entry incl. replication, peer only for local postgres", () => {
-    const hba = pgHbaConf();
-    const rules = hba.split("\n").filter((l) => l && !l.startsWith("#"));
-    assert.ok(
-      rules.some((l) =>
-        /^host\s+replication\s+replicator\s+0\.0\.0\.0\/0\s+scram-sha-256$/.test(l),
-      ),
-    );
+    const rules = pgHbaEntries().map(hbaLine);
+    assert.ok(rules.includes("host replication replicator 0.0.0.0/0 scram-sha-256"));
     for (const l of rules.filter((r) => r.startsWith("host"))) assert.match(l, /scram-sha-256$/);
-    assert.doesNotMatch(hba, /\b(trust|md5|password)\b/);
+    assert.ok(!rules.some((l) => /\b(trust|md5|password)\b/.test(l)));
     assert.deepEqual(
       rules.filter((l) => l.endsWith("peer")),
-      ["local   all          postgres              peer"],
+      ["local all postgres peer"],
     );
   });
 });

@@ -1,17 +1,16 @@
-// Real PostgreSQL 15 members on 127.0.0.1 for tests and benchmarks: each member runs the very
-// pg-entrypoint.sh the pod runs, as OS user postgres, in a temp dir with a random port.
+// Real PostgreSQL 15 servers on 127.0.0.1 for tests and benchmarks, as OS user postgres, in a temp
+// dir with a random port. A server is bootstrapped the way Patroni bootstraps a member: initdb
+// with the options of patroni.yml, the rendered parameters and pg_hba rows, and the very
+// pg-roles.sh the pod runs as post_bootstrap. Multi-member HA runs under real Patroni
+// (test/postgres-ha/).
 import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import {
-  memberName,
-  pgHbaConf,
-  postgresqlConf,
-  scriptPath,
-} from "../../components/postgres/content";
+import { pgHbaEntries, postgresqlParameters, scriptPath } from "../../components/postgres/content";
+import { hbaLine } from "../../components/postgres/patroni";
 
 const execFileP = promisify(execFile);
 
@@ -111,16 +110,42 @@ export interface Passwords {
 }
 
 export interface ClusterOptions {
-  members: number;
-  synchronous?: boolean;
-  primary?: number;
+  /** Servers to run (independent, each bootstrapped on its own). Default 1. */
+  members?: number;
   maxSlotWalKeepSize?: string;
   walKeepSize?: string;
-  /** Entrypoint PG_REJOIN_AFTER seconds. Default 10. */
-  rejoinAfter?: number;
 }
 
-/** A cluster of entrypoint-managed members sharing one secrets dir and one "ConfigMap" file. */
+/** postgresql.conf of a test server: the rendered parameters plus what Patroni would set. */
+export function testServerConf(o: {
+  port: number;
+  socketDir: string;
+  hbaFile: string;
+  maxSlotWalKeepSize?: string;
+  walKeepSize?: string;
+}): string {
+  const params: Record<string, string | number> = {
+    ...postgresqlParameters({
+      memoryBytes: 256 * 1024 * 1024,
+      members: 1,
+      maxConnections: 50,
+      maxSlotWalKeepSize: o.maxSlotWalKeepSize,
+      walKeepSize: o.walKeepSize,
+    }),
+    listen_addresses: "127.0.0.1",
+    port: o.port,
+    unix_socket_directories: o.socketDir,
+    hba_file: o.hbaFile,
+  };
+  const quote = (v: string | number) =>
+    typeof v === "number" ? String(v) : `'${v.replace(/'/g, "''")}'`;
+  return Object.entries(params)
+    .map(([k, v]) => `${k} = ${quote(v)}`)
+    .join("\n")
+    .concat("\n");
+}
+
+/** Servers sharing one secrets dir, each bootstrapped like a Patroni leader. */
 export class PgCluster {
   readonly root: string;
   readonly ports: number[];
@@ -133,42 +158,37 @@ export class PgCluster {
   private procs: (ChildProcess | undefined)[] = [];
   private exits: (Promise<number> | undefined)[] = [];
 
-  private rejoinAfter = 10;
-
   private constructor(root: string, ports: number[]) {
     this.root = root;
     this.ports = ports;
   }
 
-  static async create(o: ClusterOptions): Promise<PgCluster> {
+  static async create(o: ClusterOptions = {}): Promise<PgCluster> {
     const root = pgTempDir("pgcluster-");
     const ports: number[] = [];
-    for (let i = 0; i < o.members; i++) ports.push(await freePort());
+    for (let i = 0; i < (o.members ?? 1); i++) ports.push(await freePort());
     const c = new PgCluster(root, ports);
-    c.rejoinAfter = o.rejoinAfter ?? 10;
-    const names = ports.map((_, i) => memberName("postgresql", i));
     const secrets = path.join(root, "secrets");
     writePgFile(path.join(secrets, "superuser"), c.passwords.superuser);
     writePgFile(path.join(secrets, "replication"), c.passwords.replication);
     writePgFile(path.join(secrets, "app"), c.passwords.app);
     writePgFile(path.join(secrets, "monitoring"), c.passwords.monitoring);
     fs.chownSync(secrets, pgUser.uid, pgUser.gid);
-    writePgFile(path.join(root, "etc/pg_hba.conf"), pgHbaConf({ clientCidrs: ["127.0.0.1/32"] }));
-    for (let i = 0; i < o.members; i++) {
+    const hba =
+      pgHbaEntries({ clientCidrs: ["127.0.0.1/32"] })
+        .map(hbaLine)
+        .join("\n") + "\n";
+    writePgFile(path.join(root, "etc/pg_hba.conf"), hba);
+    for (let i = 0; i < ports.length; i++) {
       fs.mkdirSync(path.join(root, `m${i}/run`), { recursive: true });
       fs.chownSync(path.join(root, `m${i}`), pgUser.uid, pgUser.gid);
       fs.chownSync(path.join(root, `m${i}/run`), pgUser.uid, pgUser.gid);
       writePgFile(
         path.join(root, `etc/postgresql-${i}.conf`),
-        postgresqlConf({
-          memoryBytes: 256 * 1024 * 1024,
-          members: names,
-          synchronous: o.synchronous ?? false,
+        testServerConf({
           port: ports[i],
-          listenAddresses: "127.0.0.1",
-          socketDirectory: path.join(root, `m${i}/run`),
+          socketDir: path.join(root, `m${i}/run`),
           hbaFile: path.join(root, "etc/pg_hba.conf"),
-          maxConnections: 50,
           maxSlotWalKeepSize: o.maxSlotWalKeepSize,
           walKeepSize: o.walKeepSize,
         }),
@@ -176,52 +196,64 @@ export class PgCluster {
       );
     }
     fs.chownSync(path.join(root, "etc"), pgUser.uid, pgUser.gid);
-    c.setPrimary(o.primary ?? 0);
     return c;
-  }
-
-  /** What `pulumi config set postgres.primary N` + the ConfigMap update do in the cluster. */
-  setPrimary(ordinal: number): void {
-    writePgFile(path.join(this.root, "etc/primary"), `${ordinal}\n`, 0o644);
   }
 
   memberEnv(i: number): Record<string, string> {
     const r = this.root;
     return {
       PGDATA: path.join(r, `m${i}/data/pgdata`),
-      PG_STATE_DIR: path.join(r, `m${i}`),
-      PG_CONFIG_FILE: path.join(r, `etc/postgresql-${i}.conf`),
-      PG_PEERS: this.ports.map((p) => `127.0.0.1:${p}`).join(" "),
-      PG_ORDINAL: String(i),
-      PG_PRIMARY_FILE: path.join(r, "etc/primary"),
+      PGPORT: String(this.ports[i]),
       PG_SOCKET_DIR: path.join(r, `m${i}/run`),
       PG_SUPERUSER_PASSWORD_FILE: path.join(r, "secrets/superuser"),
       PG_REPLICATION_PASSWORD_FILE: path.join(r, "secrets/replication"),
       PG_APP_PASSWORD_FILE: path.join(r, "secrets/app"),
       PG_MONITORING_PASSWORD_FILE: path.join(r, "secrets/monitoring"),
-      PG_LOOP_INTERVAL: "0.5",
-      PG_REJOIN_AFTER: String(this.rejoinAfter),
     };
   }
 
   logFile(i: number): string {
-    return path.join(this.root, `m${i}/entrypoint.log`);
+    return path.join(this.root, `m${i}/postgres.log`);
   }
 
-  /** Starts member i's entrypoint (like the kubelet starting the container). */
-  start(i: number): void {
+  /**
+   * Starts server i (like Patroni starting PostgreSQL); on the first start it runs initdb with
+   * patroni.yml's options and, once up, pg-roles.sh as post_bootstrap. Resolves when it accepts
+   * connections (after bootstrap, when the app role can log in).
+   */
+  async start(i: number): Promise<void> {
+    const member = this.memberEnv(i);
+    const env = { PATH: PG_PATH, HOME: this.root, LANG: "C.UTF-8", ...member };
+    const pgdata = member.PGDATA;
+    const fresh = !fs.existsSync(path.join(pgdata, "PG_VERSION"));
+    if (fresh) {
+      fs.mkdirSync(path.dirname(pgdata), { recursive: true });
+      fs.chownSync(path.dirname(pgdata), pgUser.uid, pgUser.gid);
+      const init = await runAsPostgres(
+        "-c",
+        [
+          `initdb -D "$PGDATA" -U postgres --encoding=UTF8 --locale=C.UTF-8 --data-checksums --auth-local=peer --auth-host=scram-sha-256 >/dev/null`,
+        ],
+        env,
+      );
+      if (init.code !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+    }
     const log = fs.openSync(this.logFile(i), "a");
     fs.fchownSync(log, pgUser.uid, pgUser.gid);
-    const child = spawn("bash", [scriptPath("pg-entrypoint.sh")], {
-      env: { PATH: PG_PATH, HOME: this.root, LANG: "C.UTF-8", ...this.memberEnv(i) },
-      uid: pgUser.uid,
-      gid: pgUser.gid,
-      stdio: ["ignore", log, log],
-      detached: true,
-    });
+    const child = spawn(
+      `${PG_BIN}/postgres`,
+      ["-D", pgdata, "-c", `config_file=${path.join(this.root, `etc/postgresql-${i}.conf`)}`],
+      { env, uid: pgUser.uid, gid: pgUser.gid, stdio: ["ignore", log, log], detached: true },
+    );
     fs.closeSync(log);
     this.procs[i] = child;
     this.exits[i] = new Promise((resolve) => child.on("exit", (code) => resolve(code ?? -1)));
+    await waitFor(`server ${i} to accept connections`, () => this.accepting(i), 60_000, 200);
+    if (fresh) {
+      const url = `postgresql://postgres@:${this.ports[i]}/postgres?host=${member.PG_SOCKET_DIR}`;
+      const r = await runAsPostgres(scriptPath("pg-roles.sh"), [url], env);
+      if (r.code !== 0) throw new Error(`pg-roles.sh failed: ${r.stderr}`);
+    }
   }
 
   postmasterPid(i: number): number | undefined {
@@ -233,7 +265,7 @@ export class PgCluster {
     }
   }
 
-  /** Hard crash of the whole member (node loss): entrypoint and postmaster SIGKILLed, no restart. */
+  /** Hard crash (node loss): the postmaster SIGKILLed, no restart. */
   async crash(i: number): Promise<void> {
     const pm = this.postmasterPid(i);
     const child = this.procs[i];
@@ -245,7 +277,7 @@ export class PgCluster {
     await waitFor(`member ${i} port to close`, async () => !(await this.accepting(i)), 30_000);
   }
 
-  /** Graceful stop (pod deletion): SIGTERM to the entrypoint. */
+  /** Graceful stop (pod deletion): SIGTERM to the postmaster (smart shutdown). */
   async stop(i: number): Promise<void> {
     const child = this.procs[i];
     if (!child?.pid) return;

@@ -36,7 +36,7 @@ function backups(): string[] {
 
 before(async () => {
   cluster = await PgCluster.create({ members: 1 });
-  cluster.start(0);
+  await cluster.start(0);
   await cluster.waitAppReady(0);
   backupDir = pgTempDir("pgbackups-");
   env = {

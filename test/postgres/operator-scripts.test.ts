@@ -75,7 +75,7 @@ before(async () => {
   work = pgTempDir("pg-operator-");
   backupDir = pgTempDir("pg-operator-backups-");
   cluster = await PgCluster.create({ members: 1 });
-  cluster.start(0);
+  await cluster.start(0);
   await cluster.waitAppReady(0);
   await cluster.sql(
     0,

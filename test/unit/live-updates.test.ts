@@ -61,17 +61,50 @@ describe("live updates", () => {
     assert.ok(on(provider?.inputs.enableSecretMutable), "enableSecretMutable");
   });
 
-  it("postgres.synchronous rolls the postgresql members, the StatefulSet stays", () =>
-    rolledNotReplaced(prod, unsync, "postgresql", "postgresql-config"));
+  it("postgres.synchronous reaches running members through a new config Job, no restart", () => {
+    const sts = (r: RenderResult) => find(r.objects, "StatefulSet", "postgresql").spec;
+    assert.deepEqual(sts(unsync), sts(prod), "Patroni applies synchronous_mode live");
+    const configJob = (r: RenderResult) =>
+      r.objects.filter((o) => o.kind === "Job" && o.metadata.name.startsWith("postgresql-config-"));
+    assert.equal(configJob(prod).length, 1);
+    assert.equal(configJob(unsync).length, 1);
+    assert.notEqual(configJob(unsync)[0].metadata.name, configJob(prod)[0].metadata.name);
+    const dcs = (r: RenderResult) =>
+      (find(r.objects, "ConfigMap", "postgresql-patroni").data as Any)["dcs.yml"];
+    assert.match(dcs(unsync), /^synchronous_mode: false$/m);
+    assert.match(dcs(prod), /^synchronous_mode: true$/m);
+  });
+
+  it("a member resource change rolls the members, the StatefulSet stays", async () => {
+    const resized = await render(
+      "prod",
+      prodWith("postgres", {
+        resources: {
+          limits: { cpu: "2000m", memory: "6Gi" },
+          requests: { cpu: "2000m", memory: "6Gi" },
+        },
+      }),
+    );
+    const a = find(prod.objects, "StatefulSet", "postgresql").spec as Any;
+    const b = find(resized.objects, "StatefulSet", "postgresql").spec as Any;
+    for (const f of IMMUTABLE) assert.deepEqual(b[f], a[f], `postgresql: spec.${f} changed`);
+    assert.notDeepEqual(b.template, a.template);
+  });
 
   it("a broker config change rolls redis-broker, the StatefulSet stays", () =>
     rolledNotReplaced(prod, brokerEdit, "redis-broker", "redis-broker-config"));
 
-  it("the primary-selection ConfigMap changes without rolling anything", async () => {
+  it("a switchover target changes no member and no ConfigMap, only the switchover Job", async () => {
     const moved = await render("prod", prodWith("postgres", { primary: 1 }));
     const sts = (r: RenderResult) => find(r.objects, "StatefulSet", "postgresql").spec;
     assert.deepEqual(sts(moved), sts(prod));
-    assert.deepEqual(find(moved.objects, "ConfigMap", "postgresql-role").data, { primary: "1" });
+    const maps = (r: RenderResult) => r.objects.filter((o) => o.kind === "ConfigMap");
+    assert.deepEqual(maps(moved), maps(prod));
+    assert.ok(
+      moved.objects.some(
+        (o) => o.kind === "Job" && o.metadata.name === "postgresql-switchover-to-1",
+      ),
+    );
   });
 
   it("Ingresses do not wait for a load-balancer address", () => {

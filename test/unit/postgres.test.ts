@@ -5,7 +5,6 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import { before, describe, it } from "node:test";
 import { postgresScripts } from "../../components/postgres/content";
-import type { K8sObject } from "../../scripts/lib/render-stack";
 import { RenderResult, find, render, renderRaw } from "../helpers/render";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -36,29 +35,67 @@ const cronContainer = (s: string, name: string) =>
   cron(s, name).jobTemplate.spec.template.spec.containers[0];
 const envOf = (c: Any) =>
   Object.fromEntries(c.env.map((e: Any) => [e.name, e.value ?? e.valueFrom]));
-const conf = (s: string) =>
-  (find(stacks[s].objects, "ConfigMap", "postgresql-config").data as Any)["postgresql.conf"];
+/** The members' patroni.yml and the dynamic configuration the config Job applies. */
+const patroni = (s: string) =>
+  parse((find(stacks[s].objects, "ConfigMap", "postgresql-patroni").data as Any)["patroni.yml"]);
+const dcs = (s: string) =>
+  parse((find(stacks[s].objects, "ConfigMap", "postgresql-patroni").data as Any)["dcs.yml"]);
+const jobs = (s: string) => stacks[s].objects.filter((o) => o.kind === "Job");
 
 describe("prod: PostgresCluster", () => {
-  it("runs 1 primary + 2 replicas of pinned postgres 15 at 2000m/4Gi on 100Gi of the SSD class", () => {
+  it("runs 3 Patroni-managed members of the built image at 2000m/4Gi on 100Gi of the SSD class", () => {
     const s = sts("prod");
     assert.equal(s.replicas, 3);
     assert.equal(s.serviceName, "postgresql-headless");
     assert.equal(s.podManagementPolicy, "Parallel");
     const c = containerOf("prod", "postgresql");
-    assert.match(c.image, /^postgres:15\.\d+/);
-    assert.deepEqual(c.command, ["bash", "/scripts/pg-entrypoint.sh"]);
+    assert.match(
+      c.image,
+      /^registry\.stockanalysis\.com\/stock-analysis-postgres@sha256:/,
+      "the pushed digest",
+    );
+    assert.deepEqual(c.command, ["patroni", "/etc/patroni/patroni.yml"]);
     assert.deepEqual(c.resources.requests, { cpu: "2000m", memory: "4Gi" });
-    assert.deepEqual(c.resources.limits, { cpu: "2000m", memory: "4Gi" });
     const pvc = s.volumeClaimTemplates[0].spec;
     assert.equal(pvc.resources.requests.storage, "100Gi");
     assert.equal(pvc.storageClassName, "ssd");
-    assert.equal(
-      envOf(c).PG_PEERS,
-      [0, 1, 2]
-        .map((i) => `postgresql-${i}.postgresql-headless.stock-analysis.svc.cluster.local:5432`)
-        .join(" "),
-    );
+    // Per-pod identity from the downward API; passwords only from the Secret.
+    const env = envOf(c);
+    assert.deepEqual(env.PATRONI_NAME, { fieldRef: { fieldPath: "metadata.name" } });
+    assert.equal(env.PATRONI_KUBERNETES_POD_IP, "$(POD_IP)");
+    assert.equal(env.PATRONI_POSTGRESQL_CONNECT_ADDRESS, "$(POD_IP):5432");
+    assert.deepEqual(env.PATRONI_SUPERUSER_PASSWORD, {
+      secretKeyRef: { name: "postgresql", key: "superuser-password" },
+    });
+    for (const e of c.env as Any[])
+      if (/PASSWORD$/.test(e.name)) assert.equal(e.value, undefined, `${e.name} is not plain`);
+    // Readiness from Patroni's REST API: a member whose Patroni died or lost the DCS drops out.
+    assert.deepEqual(c.readinessProbe.httpGet, { path: "/readiness", port: "patroni" });
+    assert.deepEqual(c.livenessProbe.exec.command, ["bash", "/scripts/pg-liveness.sh"]);
+    assert.equal(pod("prod").automountServiceAccountToken, true);
+  });
+
+  it("gives Patroni exactly the Role its Kubernetes DCS needs, bound to the members' account", () => {
+    const role = find(stacks.prod.objects, "Role", "postgresql-patroni") as Any;
+    assert.deepEqual(role.rules, [
+      {
+        apiGroups: [""],
+        resources: ["configmaps"],
+        verbs: ["create", "get", "list", "patch", "watch"],
+      },
+      { apiGroups: [""], resources: ["pods"], verbs: ["list", "patch", "watch"] },
+    ]);
+    const binding = find(stacks.prod.objects, "RoleBinding", "postgresql-patroni") as Any;
+    assert.deepEqual(binding.subjects, [
+      { kind: "ServiceAccount", name: pod("prod").serviceAccountName, namespace: "stock-analysis" },
+    ]);
+    const p = patroni("prod");
+    assert.equal(p.scope, "postgresql");
+    assert.equal(p.kubernetes.use_endpoints, false);
+    assert.equal(p.kubernetes.role_label, "role");
+    assert.equal(p.kubernetes.scope_label, "cluster-name");
+    assert.equal(sts("prod").template.metadata.labels["cluster-name"], "postgresql");
+    assert.equal(p.name, undefined, "member names come from the pods, not the shared file");
   });
 
   it("has a pinned postgres_exporter sidecar, hard anti-affinity, a PDB and non-root containers", () => {
@@ -68,7 +105,10 @@ describe("prod: PostgresCluster", () => {
     const anti =
       pod("prod").affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution;
     assert.equal(anti[0].topologyKey, "kubernetes.io/hostname");
-    assert.deepEqual(anti[0].labelSelector.matchLabels, { app: "postgresql" });
+    assert.deepEqual(anti[0].labelSelector.matchLabels, {
+      app: "postgresql",
+      "cluster-name": "postgresql",
+    });
     const pdb = find(stacks.prod.objects, "PodDisruptionBudget", "postgresql").spec as Any;
     assert.equal(pdb.maxUnavailable, 1);
     assert.equal(pod("prod").securityContext.runAsUser, 999);
@@ -79,23 +119,26 @@ describe("prod: PostgresCluster", () => {
     }
   });
 
-  it("configures synchronous ANY 1 replication and sizes buffers from 4Gi", () => {
-    assert.match(
-      conf("prod"),
-      /^synchronous_standby_names = 'ANY 1 \(postgresql_0, postgresql_1, postgresql_2\)'$/m,
-    );
-    assert.match(conf("prod"), /^shared_buffers = 1024MB$/m);
-    assert.match(conf("prod"), /^shared_preload_libraries = 'pg_stat_statements'$/m);
+  it("runs Patroni's synchronous mode with rewind and slots, and sizes buffers from 4Gi", () => {
+    const d = dcs("prod");
+    assert.equal(d.synchronous_mode, true);
+    assert.equal(d.synchronous_mode_strict, false);
+    assert.equal(d.postgresql.use_pg_rewind, true);
+    assert.equal(d.postgresql.use_slots, true);
+    assert.deepEqual([d.ttl, d.loop_wait, d.retry_timeout], [20, 5, 5]);
+    assert.equal(d.postgresql.parameters.shared_buffers, "1024MB");
+    assert.equal(d.postgresql.parameters.shared_preload_libraries, "pg_stat_statements");
+    assert.equal(d.postgresql.parameters.max_connections, 200);
+    // The bootstrap copy in patroni.yml is the same document.
+    assert.deepEqual(patroni("prod").bootstrap.dcs, d);
   });
 
-  it("routes Service postgresql to the configured primary; postgresql-read and headless to all", () => {
+  it("routes postgresql to the leader and postgresql-read to replicas by Patroni's role label", () => {
+    const members = { app: "postgresql", "cluster-name": "postgresql" };
     const rw = find(stacks.prod.objects, "Service", "postgresql").spec as Any;
-    assert.deepEqual(rw.selector, {
-      app: "postgresql",
-      "statefulset.kubernetes.io/pod-name": "postgresql-0",
-    });
+    assert.deepEqual(rw.selector, { ...members, role: "master" });
     const read = find(stacks.prod.objects, "Service", "postgresql-read").spec as Any;
-    assert.deepEqual(read.selector, { app: "postgresql" });
+    assert.deepEqual(read.selector, { ...members, role: "replica" });
     const headless = find(stacks.prod.objects, "Service", "postgresql-headless").spec as Any;
     assert.equal(headless.clusterIP, "None");
     assert.equal(headless.publishNotReadyAddresses, true);
@@ -162,13 +205,14 @@ describe("prod: PostgresCluster", () => {
       );
   });
 
-  it("lets only members, API, Celery and the database jobs reach 5432", () => {
+  it("lets only members, API, Celery and the database jobs reach 5432; the REST API only members and control Jobs", () => {
     const np = find(stacks.prod.objects, "NetworkPolicy", "postgresql-allow").spec as Any;
-    const from = np.ingress
-      .filter((r: Any) => r.ports.some((p: Any) => p.port === 5432))
-      .map((r: Any) => r.from[0].podSelector.matchLabels);
-    assert.deepEqual(from, [
-      { app: "postgresql" },
+    const from = (port: number) =>
+      np.ingress
+        .filter((r: Any) => r.ports.some((p: Any) => p.port === port))
+        .flatMap((r: Any) => r.from.map((f: Any) => f.podSelector.matchLabels));
+    assert.deepEqual(from(5432), [
+      { app: "postgresql", "cluster-name": "postgresql" },
       {
         "app.kubernetes.io/component": "database-jobs",
         "app.kubernetes.io/part-of": "stock-analysis",
@@ -176,18 +220,58 @@ describe("prod: PostgresCluster", () => {
       { app: "stock-analysis-api" },
       { app: "stock-analysis-celery" },
     ]);
+    assert.deepEqual(from(8008), [
+      { app: "postgresql", "cluster-name": "postgresql" },
+      {
+        "app.kubernetes.io/component": "database-control",
+        "app.kubernetes.io/part-of": "stock-analysis",
+        "stock-analysis.io/patroni-control": "postgresql",
+      },
+    ]);
+    // Out: members, and the API server (the DCS) on its ports only.
+    assert.deepEqual(
+      np.egress.map((r: Any) => r.ports.map((p: Any) => p.port)),
+      [
+        [5432, 8008],
+        [443, 6443],
+      ],
+    );
   });
 });
 
-describe("declarative failover: postgres.primary 0 -> 2", () => {
-  it("repoints Service postgresql and the role ConfigMap without rolling the StatefulSet", () => {
-    const rw = find(stacks.failover.objects, "Service", "postgresql").spec as Any;
-    assert.equal(rw.selector["statefulset.kubernetes.io/pod-name"], "postgresql-2");
-    const role = (o: K8sObject[]) => (find(o, "ConfigMap", "postgresql-role").data as Any).primary;
-    assert.equal(role(stacks.prod.objects), "0");
-    assert.equal(role(stacks.failover.objects), "2");
-    // Identical pod template: the entrypoints switch roles in place, no restart of the members.
+describe("planned switchover: postgres.primary 0 -> 2", () => {
+  it("replaces the switchover Job with one for postgresql-2 and leaves the members alone", () => {
+    const names = (s: string) =>
+      jobs(s)
+        .map((j) => j.metadata.name)
+        .sort();
+    assert.ok(names("prod").includes("postgresql-switchover-to-0"));
+    assert.ok(names("failover").includes("postgresql-switchover-to-2"));
+    const job = find(stacks.failover.objects, "Job", "postgresql-switchover-to-2").spec as Any;
+    assert.deepEqual(job.template.spec.containers[0].command, [
+      "bash",
+      "/scripts/pg-switchover.sh",
+      "postgresql-2",
+    ]);
+    // Identical pod template: a switchover is Patroni's business, no restart of the members.
     assert.deepEqual(sts("failover").template, sts("prod").template);
+    // The Service does not name a pod: it follows the leader label wherever Patroni puts it.
+    assert.deepEqual(
+      find(stacks.failover.objects, "Service", "postgresql").spec,
+      find(stacks.prod.objects, "Service", "postgresql").spec,
+    );
+  });
+
+  it("names the config Job after the dynamic configuration it applies", () => {
+    const config = jobs("prod").filter((j) => j.metadata.name.startsWith("postgresql-config-"));
+    assert.equal(config.length, 1);
+    const spec = config[0].spec as Any;
+    assert.deepEqual(spec.template.spec.containers[0].command, [
+      "bash",
+      "/scripts/pg-dcs-config.sh",
+    ]);
+    // A changed switchover target alone keeps the same config Job.
+    assert.ok(jobs("failover").some((j) => j.metadata.name === config[0].metadata.name));
   });
 
   it("rejects a primary ordinal outside the StatefulSet and sync replication without replicas", async () => {
@@ -201,12 +285,23 @@ describe("declarative failover: postgres.primary 0 -> 2", () => {
     assert.notEqual(sync.code, 0);
     assert.match(sync.stderr, /postgres\.synchronous.*needs at least one replica/);
   });
+
+  it("rejects a failover timing that could leave two leaders", async () => {
+    const bad = await renderRaw("prod", {
+      postgres: prodPostgres({ failover: { ttl: 10, loopWait: 5, retryTimeout: 5 } }),
+    });
+    assert.notEqual(bad.code, 0);
+    assert.match(
+      bad.stderr,
+      /postgres\.failover\.ttl.*loop_wait \+ 2 \* retry_timeout must be <= ttl/,
+    );
+  });
 });
 
 describe("dev: PostgresCluster", () => {
   it("is one small asynchronous member with backups", () => {
     assert.equal(sts("dev").replicas, 1);
-    assert.match(conf("dev"), /^synchronous_standby_names = ''$/m);
+    assert.equal(dcs("dev").synchronous_mode, false);
     const total = pod("dev").containers.reduce(
       (n: number, c: Any) => n + parseInt(c.resources.requests.cpu, 10),
       0,
