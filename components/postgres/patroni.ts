@@ -24,10 +24,17 @@ export interface PatroniTiming {
  */
 export const DEFAULT_TIMING: PatroniTiming = { ttl: 20, loopWait: 5, retryTimeout: 5 };
 
-/** Environment variables Patroni reads the passwords from (they override the YAML). */
+/**
+ * Environment variables Patroni reads the credentials from (they override the YAML). The REST
+ * API's basic auth guards its unsafe calls only (POST /switchover, /restart, /reinitialize,
+ * PATCH /config ...); the GET health endpoints the probes use stay open. Set both restApi
+ * variables from the Secret on every member and in the switchover Job (pg-switchover.sh).
+ */
 export const PASSWORD_ENV = {
   superuser: "PATRONI_SUPERUSER_PASSWORD",
   replication: "PATRONI_REPLICATION_PASSWORD",
+  restApiUsername: "PATRONI_RESTAPI_USERNAME",
+  restApiPassword: "PATRONI_RESTAPI_PASSWORD",
 } as const;
 
 /** One pg_hba.conf line as fields, e.g. `{type: "host", database: "all", user: "all", address: "10.0.0.0/8", method: "scram-sha-256"}`. */
