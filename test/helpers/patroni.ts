@@ -471,6 +471,18 @@ export class PatroniCluster {
     );
   }
 
+  /**
+   * The leader has a synchronous standby in PostgreSQL (synchronous_standby_names) and in the
+   * DCS sync key (a replica answers /sync): only then may Patroni promote that replica when the
+   * leader dies. Right after a failover there is a window (up to a loop_wait) without one.
+   */
+  async hasSyncStandby(leader: number): Promise<boolean> {
+    if ((await this.sql(leader, "show synchronous_standby_names")) === "") return false;
+    for (let i = 0; i < this.members; i++)
+      if (i !== leader && (await this.restCode(i, "/sync")) === 200) return true;
+    return false;
+  }
+
   async sql(i: number, query: string, timeoutMs = 20_000): Promise<string> {
     return psql(this.pgPorts[i], query, { password: this.passwords.superuser, timeoutMs });
   }
@@ -498,6 +510,25 @@ export class PatroniCluster {
   /** Pod names behind a Service's ready endpoints (kept by the sim's endpoints controller). */
   endpointPods(service: string): string[] {
     const r = kubectl(this.sim, ["get", "endpoints", service, "-n", this.namespace, "-o", "json"]);
+    if (r.code !== 0) return [];
+    const ep = JSON.parse(r.stdout) as ServiceEndpoints;
+    return (ep.subsets ?? [])
+      .flatMap((s) => s.addresses ?? [])
+      .map((a) => a.targetRef?.name ?? "?")
+      .sort();
+  }
+
+  /** {@link endpointPods} without blocking the event loop. */
+  async endpointPodsAsync(service: string): Promise<string[]> {
+    const r = await kubectlAsync(this.sim, [
+      "get",
+      "endpoints",
+      service,
+      "-n",
+      this.namespace,
+      "-o",
+      "json",
+    ]);
     if (r.code !== 0) return [];
     const ep = JSON.parse(r.stdout) as ServiceEndpoints;
     return (ep.subsets ?? [])
@@ -595,27 +626,24 @@ export class PatroniCluster {
   }
 }
 
-/** One acknowledged or failed write of the {@link WriteLoad}. */
-export interface WriteLoadResult {
-  acked: number[];
-  errors: number;
-  /** Time (ms since epoch) of each acknowledged commit, same order as `acked`. */
-  ackedAt: number[];
-}
-
 /**
- * A continuous writer through the read-write path: libpq tries every member and keeps the one that
- * accepts writes (target_session_attrs=read-write), one psql and one committed insert per id.
- * An id counts as acknowledged only when psql exits 0 with the id echoed and no warning that the
- * synchronous-replication wait was cancelled (then the commit is local only).
+ * A continuous writer through the read-write path as a client in the cluster sees it: each write
+ * goes to a random pod behind the `postgresql` Service's endpoints (refreshed every 500 ms, as
+ * kube-proxy would), one psql and one committed insert per id. An id counts as acknowledged only
+ * when psql exits 0 with the id echoed. psql is SIGKILLed after 5 s (never cancelled: a cancelled
+ * synchronous-commit wait would report success for a commit that is only local).
  */
 export class WriteLoad {
   readonly acked: number[] = [];
   readonly ackedAt: number[] = [];
+  /** When each acknowledged write started (ms since epoch). */
+  readonly startedAt: number[] = [];
   errors = 0;
   private next = 1;
   private running = false;
   private loop?: Promise<void>;
+  private refresher?: Promise<void>;
+  private ports: number[] = [];
 
   constructor(
     private c: PatroniCluster,
@@ -628,12 +656,24 @@ export class WriteLoad {
 
   start(): void {
     this.running = true;
+    this.refresher = (async () => {
+      while (this.running) {
+        const pods = await this.c.endpointPodsAsync("postgresql");
+        this.ports = pods
+          .map((p) => Number(/-(\d+)$/.exec(p)?.[1]))
+          .filter((i) => Number.isInteger(i))
+          .map((i) => this.c.pgPorts[i]);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
     this.loop = (async () => {
       while (this.running) {
         const id = this.next++;
+        const started = Date.now();
         if (await this.writeOne(id)) {
           this.acked.push(id);
           this.ackedAt.push(Date.now());
+          this.startedAt.push(started);
         } else {
           this.errors++;
           await new Promise((r) => setTimeout(r, 100));
@@ -643,30 +683,45 @@ export class WriteLoad {
   }
 
   private async writeOne(id: number): Promise<boolean> {
+    if (this.ports.length === 0) return false;
+    const port = this.ports[Math.floor(Math.random() * this.ports.length)];
     try {
-      const out = await psql(
-        this.c.pgPorts,
-        `insert into ${this.table} values (${id}) returning id`,
-        {
-          password: this.c.passwords.superuser,
-          targetSessionAttrs: "read-write",
-          timeoutMs: 5000,
-        },
-      );
+      const out = await psql(port, `insert into ${this.table} values (${id}) returning id`, {
+        password: this.c.passwords.superuser,
+        timeoutMs: 5000,
+      });
       return out === String(id);
     } catch {
       return false;
     }
   }
 
-  /** First acknowledged commit at or after time t (ms); undefined if none yet. */
-  firstAckAfter(t: number): number | undefined {
-    return this.ackedAt.find((a) => a >= t);
+  /** Ack time of the first acknowledged write started at or after t (ms); undefined if none yet. */
+  firstWriteAfter(t: number): number | undefined {
+    const k = this.startedAt.findIndex((a) => a >= t);
+    return k < 0 ? undefined : this.ackedAt[k];
+  }
+
+  /**
+   * The write outage around t0: the longest time without an acknowledged write, from the last ack
+   * before t0 up to the first ack of a write started at or after t1 (ms).
+   */
+  maxGap(t0: number, t1: number): number {
+    const end = this.firstWriteAfter(t1) ?? Date.now();
+    let prev = [...this.ackedAt].reverse().find((a) => a < t0) ?? t0;
+    let gap = 0;
+    for (const a of this.ackedAt)
+      if (a >= prev && a <= end) {
+        gap = Math.max(gap, a - prev);
+        prev = a;
+      }
+    return gap;
   }
 
   async stop(): Promise<void> {
     this.running = false;
     await this.loop;
+    await this.refresher;
   }
 
   /** Acknowledged ids missing on member i. */
