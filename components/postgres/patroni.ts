@@ -17,17 +17,32 @@ export interface PatroniTiming {
 }
 
 /**
- * Fast but safe: a dead leader is noticed within ttl (20 s) + one loop (5 s). Patroni's rule
- * loop_wait + 2 * retry_timeout <= ttl holds with 5 s to spare (5 + 2 * 5 = 15 <= 20), so a
- * leader that cannot reach the API server demotes itself before its lock can expire and another
- * member takes over (no two primaries). Patroni's defaults are 30/10/10.
+ * Measured by scripts/bench/pg-failover (3 members, synchronous_mode, SIGKILL of the leader's
+ * Patroni + postmaster, 5 kills each; README): kill -> first write through the read-write Service
+ * median 18.8 s at 20/5/5, 10.3 s at 10/2/4, 9.6 s at 8/2/3, no acknowledged commit lost in any
+ * run. A dead leader's lock expires within ttl of its last renewal (every loop_wait); a replica
+ * notices within one more loop_wait and promotes in about a second. Patroni's rule
+ * loop_wait + 2 * retry_timeout <= ttl keeps a leader cut off from the API server from outliving
+ * its lock (never two primaries), but retry_timeout also bounds every API call (Patroni 3.0 reads
+ * with a timeout of about retry_timeout / 2): at 8/2/3 on an overloaded machine (load average 38
+ * on 2 cores) API reads timed out after 1.5 s and a healthy leader demoted itself in two of four
+ * suite runs. So the default stays 20/5/5 (no spurious demotion seen); 8/2/3 meets the
+ * 10 s goal where the API server answers well within 1.5 s, best with Patroni's failsafe_mode.
+ * Patroni's defaults are 30/10/10.
  */
 export const DEFAULT_TIMING: PatroniTiming = { ttl: 20, loopWait: 5, retryTimeout: 5 };
 
-/** Environment variables Patroni reads the passwords from (they override the YAML). */
+/**
+ * Environment variables Patroni reads the credentials from (they override the YAML). The REST
+ * API's basic auth guards its unsafe calls only (POST /switchover, /restart, /reinitialize,
+ * PATCH /config ...); the GET health endpoints the probes use stay open. Set both restApi
+ * variables from the Secret on every member and in the switchover Job (pg-switchover.sh).
+ */
 export const PASSWORD_ENV = {
   superuser: "PATRONI_SUPERUSER_PASSWORD",
   replication: "PATRONI_REPLICATION_PASSWORD",
+  restApiUsername: "PATRONI_RESTAPI_USERNAME",
+  restApiPassword: "PATRONI_RESTAPI_PASSWORD",
 } as const;
 
 /** One pg_hba.conf line as fields, e.g. `{type: "host", database: "all", user: "all", address: "10.0.0.0/8", method: "scram-sha-256"}`. */

@@ -79,6 +79,85 @@ export async function waitFor<T>(
   throw new Error(`timed out waiting for ${what}${lastErr ? `: ${String(lastErr)}` : ""}`);
 }
 
+export interface PsqlOptions {
+  user?: string;
+  db?: string;
+  password?: string;
+  /** Kill psql (SIGKILL) after this many ms. Default 30 000. */
+  timeoutMs?: number;
+  /** libpq target_session_attrs (with a multi-host port list: e.g. `read-write`). */
+  targetSessionAttrs?: string;
+}
+
+/**
+ * psql over TCP on 127.0.0.1 (scram); returns unaligned tuples-only output. `port` may list
+ * several ports (libpq multi-host: each is tried in turn, see `targetSessionAttrs`).
+ */
+export async function psql(
+  port: number | number[],
+  query: string,
+  o: PsqlOptions = {},
+): Promise<string> {
+  const ports = Array.isArray(port) ? port : [port];
+  const conn = [
+    `host=${ports.map(() => "127.0.0.1").join(",")}`,
+    `port=${ports.join(",")}`,
+    `user=${o.user ?? "postgres"}`,
+    `dbname=${o.db ?? "postgres"}`,
+    "connect_timeout=3",
+    ...(o.targetSessionAttrs ? [`target_session_attrs=${o.targetSessionAttrs}`] : []),
+  ].join(" ");
+  const { stdout } = await execFileP(
+    `${PG_BIN}/psql`,
+    ["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", conn, "-c", query],
+    {
+      env: { ...process.env, PGPASSWORD: o.password ?? "" },
+      timeout: o.timeoutMs ?? 30_000,
+      killSignal: "SIGKILL",
+    },
+  );
+  return stdout.trim();
+}
+
+/** pg_isready on 127.0.0.1:port. */
+export async function pgIsReady(port: number): Promise<boolean> {
+  try {
+    await execFileP(`${PG_BIN}/pg_isready`, ["-q", "-h", "127.0.0.1", "-p", String(port)]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a process with this pid exists. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Signals pid (a negative pid: its process group); no error when it is gone. */
+export function signalPid(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (!pid) return;
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone */
+  }
+}
+
+/** The postmaster pid from PGDATA/postmaster.pid; undefined without one. */
+export function postmasterPidOf(pgdata: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(path.join(pgdata, "postmaster.pid"), "utf8").split("\n")[0]);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs a script as OS user postgres with the given environment; resolves with its output. */
 export async function runAsPostgres(
   script: string,
@@ -257,12 +336,7 @@ export class PgCluster {
   }
 
   postmasterPid(i: number): number | undefined {
-    try {
-      const pid = fs.readFileSync(path.join(this.root, `m${i}/data/pgdata/postmaster.pid`), "utf8");
-      return Number(pid.split("\n")[0]);
-    } catch {
-      return undefined;
-    }
+    return postmasterPidOf(path.join(this.root, `m${i}/data/pgdata`));
   }
 
   /** Hard crash (node loss): the postmaster SIGKILLed, no restart. */
@@ -293,18 +367,7 @@ export class PgCluster {
   }
 
   async accepting(i: number): Promise<boolean> {
-    try {
-      await execFileP(`${PG_BIN}/pg_isready`, [
-        "-q",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        String(this.ports[i]),
-      ]);
-      return true;
-    } catch {
-      return false;
-    }
+    return pgIsReady(this.ports[i]);
   }
 
   /** psql as superuser over TCP (scram); returns unaligned tuples-only output. */
@@ -315,22 +378,7 @@ export class PgCluster {
         : user === "stock_analysis"
           ? this.passwords.app
           : this.passwords.replication;
-    const { stdout } = await execFileP(
-      `${PG_BIN}/psql`,
-      [
-        "-X",
-        "-q",
-        "-At",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        String(this.ports[i]),
-      ].concat(["-U", user, "-d", db, "-c", query]),
-      { env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "3" }, timeout: 30_000 },
-    );
-    return stdout.trim();
+    return psql(this.ports[i], query, { user, db, password });
   }
 
   async role(i: number): Promise<"primary" | "standby" | "down"> {

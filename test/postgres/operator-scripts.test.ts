@@ -1,4 +1,4 @@
-// scripts/pg-restore and scripts/pg-failover against a recording fake kubectl. The fake runs the
+// scripts/pg-restore against a recording fake kubectl. The fake runs the
 // restore Job's command for real: pg-restore.sh against a real PostgreSQL 15, as the Job would.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -154,38 +154,5 @@ describe("scripts/pg-restore", () => {
     const r = await run("scripts/pg-restore", [], { FAKE_REPLICAS_stock_analysis_api: "5" });
     assert.notEqual(r.code, 0);
     assert.equal(r.calls.filter((c) => c.includes(" scale ")).length, 0);
-  });
-});
-
-describe("scripts/pg-failover", () => {
-  it("pins the new primary on every member, promotes it, repoints the Service, prints the config line", async () => {
-    const r = await run("scripts/pg-failover", ["1", "--stack", "prod"], {
-      FAKE_MEMBERS: "3",
-      FAKE_DOWN_PODS: "postgresql-0",
-    });
-    assert.equal(r.code, 0, r.stderr);
-    assert.deepEqual(r.calls.slice(1), [
-      "-n stock-analysis exec postgresql-0 -c postgresql -- bash /scripts/pg-failover.sh follow 1",
-      "-n stock-analysis exec postgresql-2 -c postgresql -- bash /scripts/pg-failover.sh follow 1",
-      "-n stock-analysis exec postgresql-1 -c postgresql -- bash /scripts/pg-failover.sh promote",
-      '-n stock-analysis patch service postgresql --type merge -p {"spec":{"selector":{"statefulset.kubernetes.io/pod-name":"postgresql-1"}}}',
-    ]);
-    assert.match(r.stderr, /postgresql-0 unreachable/);
-    assert.match(r.stdout, /^ {2}pulumi config set --path postgres\.primary 1 --stack prod$/m);
-  });
-
-  it("does not touch the Service when the promotion fails", async () => {
-    const r = await run("scripts/pg-failover", ["2"], {
-      FAKE_MEMBERS: "3",
-      FAKE_DOWN_PODS: "postgresql-2",
-    });
-    assert.notEqual(r.code, 0);
-    assert.ok(!r.calls.some((c) => c.includes("patch service")));
-  });
-
-  it("rejects an ordinal outside the StatefulSet", async () => {
-    const r = await run("scripts/pg-failover", ["3"], { FAKE_MEMBERS: "3" });
-    assert.equal(r.code, 2);
-    assert.ok(!r.calls.some((c) => c.includes("exec")));
   });
 });

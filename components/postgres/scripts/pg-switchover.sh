@@ -1,47 +1,133 @@
 #!/usr/bin/env bash
-# Makes member <name> the leader by a planned Patroni switchover; does nothing when it already
-# leads. Run by Job postgresql-switchover-to-<ordinal> when `postgres.primary` changes.
-#   pg-switchover.sh <member>
-# Env: PATRONICTL_CONFIG_FILE  patroni.yml of the members (scope, namespace, labels)
-#      PG_WAIT_SECONDS         how long to wait for a leader, and then for the new leader (600)
+# Planned switchover of the Patroni cluster to one member, through the members' REST API. Run by
+# the Job the postgres component creates when postgres.primary changes; idempotent: it does
+# nothing when that member already leads.
+#   pg-switchover.sh <member>          e.g. pg-switchover.sh postgresql-1
+# Env:
+#   PATRONI_MEMBERS           every member as name=url, space-separated, e.g.
+#                             "postgresql-0=http://postgresql-0.postgresql-headless:8008 ..."
+#   PATRONI_RESTAPI_USERNAME  REST API basic auth (from the Secret; Patroni asks for it on
+#   PATRONI_RESTAPI_PASSWORD  POST/PATCH only)
+#   SWITCHOVER_MAX_LAG        bytes the candidate may be behind the leader (default 1048576)
+#   SWITCHOVER_TIMEOUT        seconds to wait for each step (default 120)
+# With synchronous_mode Patroni switches over only to a synchronous standby: when the member is
+# not one, synchronous_node_count is raised for the switchover (all replicas synchronous) and
+# restored afterwards. Exit 0 when <member> leads and runs; else one line on stderr and exit 1
+# (2 for a usage error).
 set -euo pipefail
-: "${PATRONICTL_CONFIG_FILE:?}"
-target="${1:?usage: pg-switchover.sh <member>}"
-wait_s="${PG_WAIT_SECONDS:-600}"
+case "${1:-}" in
+  -h | --help)
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
+    exit 0
+    ;;
+esac
 
-members() { patronictl -c "$PATRONICTL_CONFIG_FILE" list -f json 2>/dev/null || echo '[]'; }
-# "<leader> <target's role> <target's state>" from one listing.
-snapshot() {
-  members | python3 -c '
-import json, sys
-ms = json.load(sys.stdin)
-lead = next((m["Member"] for m in ms if m["Role"] == "Leader" and m["State"] == "running"), "-")
-t = next((m for m in ms if m["Member"] == sys.argv[1]), {})
-print(lead, t.get("Role", "-").replace(" ", "_"), t.get("State", "-"))' "$target"
+die() {
+  echo "pg-switchover: $*" >&2
+  exit 1
+}
+target="${1:-}"
+[ -n "$target" ] || {
+  echo "usage: pg-switchover.sh <member> (see --help)" >&2
+  exit 2
+}
+: "${PATRONI_MEMBERS:?PATRONI_MEMBERS must list the members as name=url}"
+max_lag="${SWITCHOVER_MAX_LAG:-1048576}"
+timeout="${SWITCHOVER_TIMEOUT:-120}"
+
+declare -A url=()
+names=()
+for m in $PATRONI_MEMBERS; do
+  [[ "$m" == *=http*://* ]] || die "PATRONI_MEMBERS entry '$m' is not name=url"
+  names+=("${m%%=*}")
+  url[${m%%=*}]="${m#*=}"
+done
+[ -n "${url[$target]:-}" ] || {
+  echo "pg-switchover: no member '$target' (members: ${names[*]})" >&2
+  exit 2
 }
 
-deadline=$((SECONDS + wait_s))
-until read -r lead role state < <(snapshot) && [ "$lead" != - ]; do
-  [ "$SECONDS" -lt "$deadline" ] || { echo "pg-switchover: no running leader after ${wait_s}s" >&2; exit 1; }
-  sleep 2
-done
-if [ "$lead" = "$target" ]; then
-  echo "pg-switchover: $target already leads; nothing to do" >&2
+# curl reads the credentials from stdin (-K -) so they never show in the process list.
+curl_auth() {
+  local u="${PATRONI_RESTAPI_USERNAME:-}" p="${PATRONI_RESTAPI_PASSWORD:-}"
+  if [ -n "$u" ]; then
+    p="${p//\\/\\\\}"
+    printf 'user = "%s:%s"\n' "$u" "${p//\"/\\\"}"
+  fi
+}
+# code <url>: the HTTP status of a GET (000 when the member does not answer).
+code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$1" || true; }
+# body <url>: the body of a GET (empty when the member does not answer).
+body() { curl -s --max-time 5 "$1" || true; }
+# send <method> <url> <json>: prints "<status> <body>".
+send() {
+  local out
+  out=$(curl_auth | curl -s -K - -X "$1" -H 'Content-Type: application/json' --data "$3" \
+    --max-time "$((timeout + 30))" -w '\n%{http_code}' "$2") || true
+  printf '%s %s\n' "${out##*$'\n'}" "${out%$'\n'*}" | tr '\n' ' '
+}
+# wait_for <what> <command...>: retries the command every second for $timeout seconds.
+wait_for() {
+  local what="$1" end=$((SECONDS + timeout))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$end" ] || die "timed out after ${timeout}s waiting for $what"
+    sleep 1
+  done
+}
+leads_and_runs() {
+  [ "$(code "${url[$1]}/primary")" = 200 ] &&
+    body "${url[$1]}/patroni" | grep -q '"state": *"running"'
+}
+is_sync() { [ "$(code "${url[$1]}/sync")" = 200 ]; }
+find_leader() {
+  local n
+  for n in "${names[@]}"; do
+    if [ "$(code "${url[$n]}/primary")" = 200 ]; then
+      leader="$n"
+      return 0
+    fi
+  done
+  return 1
+}
+
+if leads_and_runs "$target"; then
+  echo "pg-switchover: $target already leads; nothing to do"
   exit 0
 fi
-# A candidate that is not a streaming replica would be refused by Patroni; say why up front.
-until [ "$state" = streaming ] || [ "$state" = running ]; do
-  [ "$SECONDS" -lt "$deadline" ] || {
-    echo "pg-switchover: $target is not a healthy replica (role $role, state $state); leader stays $lead" >&2
-    exit 1
-  }
-  sleep 2
-  read -r lead role state < <(snapshot)
-done
-echo "pg-switchover: switching over from $lead to $target" >&2
-patronictl -c "$PATRONICTL_CONFIG_FILE" switchover --leader "$lead" --candidate "$target" --force
-until read -r lead role state < <(snapshot) && [ "$lead" = "$target" ]; do
-  [ "$SECONDS" -lt "$deadline" ] || { echo "pg-switchover: $target did not become leader (leader: $lead)" >&2; exit 1; }
-  sleep 1
-done
-echo "pg-switchover: $target leads" >&2
+leader=""
+wait_for "a leader (a failover may be in progress)" find_leader
+[ "$(code "${url[$target]}/replica?lag=$max_lag")" = 200 ] ||
+  die "candidate $target is not a healthy replica within $max_lag bytes of leader $leader; not switching over"
+
+restore=""
+restore_sync() {
+  [ -n "$restore" ] || return 0
+  local r
+  r=$(send PATCH "${url[$target]}/config" "{\"synchronous_node_count\": $restore}")
+  [ "${r%% *}" = 200 ] || echo "pg-switchover: could not restore synchronous_node_count=$restore: $r" >&2
+  restore=""
+}
+trap restore_sync EXIT
+config=$(body "${url[$leader]}/config")
+if grep -q '"synchronous_mode": *true' <<<"$config" &&
+  ! is_sync "$target"; then
+  # Only a synchronous standby may take over: make every replica one for the switchover.
+  restore=$(sed -n 's/.*"synchronous_node_count": *\([0-9][0-9]*\).*/\1/p' <<<"$config")
+  restore="${restore:-null}"
+  r=$(send PATCH "${url[$leader]}/config" "{\"synchronous_node_count\": $((${#names[@]} - 1))}")
+  [ "${r%% *}" = 200 ] || die "could not raise synchronous_node_count: $r"
+  wait_for "$target to become a synchronous standby" is_sync "$target"
+fi
+
+echo "pg-switchover: switching over from $leader to $target"
+r=$(send POST "${url[$leader]}/switchover" "{\"leader\": \"$leader\", \"candidate\": \"$target\"}")
+case "${r%% *}" in
+  200) ;;
+  # Patroni gave up polling the result; the switchover may still complete: wait below.
+  503) grep -q 'status unknown' <<<"$r" || die "switchover refused: $r" ;;
+  *) die "switchover refused: $r" ;;
+esac
+wait_for "$target to lead and run" leads_and_runs "$target"
+restore_sync
+echo "pg-switchover: $target leads"
