@@ -127,6 +127,7 @@ export const SCRIPT_NAMES = [
   "pg-roles.sh",
   "pg-dcs-config.sh",
   "pg-switchover.sh",
+  "patroni-rest.sh",
   "pg-backup.sh",
   "pg-backup-lib.sh",
   "pg-backup-prune.sh",

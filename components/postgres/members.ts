@@ -7,7 +7,7 @@
 import * as crypto from "node:crypto";
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { parse, stringify } from "yaml";
+import { parse } from "yaml";
 import type { PostgresConfig } from "../config/postgres";
 import { memoryToBytes } from "../config/validators";
 import {
@@ -35,7 +35,10 @@ export const PASSWORD_KEYS = {
   replication: "replication-password",
   app: "app-password",
   monitoring: "monitoring-password",
+  restApi: "restapi-password",
 } as const;
+/** User of Patroni's REST API basic auth (asked for on POST/PATCH only; probes use GET). */
+export const REST_USER = "patroni";
 /** Label key Patroni writes `master` / `replica` into on each member's pod. */
 export const ROLE_LABEL = "role";
 /** Label key whose value is the Patroni scope (the cluster name). */
@@ -108,10 +111,10 @@ export function memberPatroniYaml(name: string, namespace: string, c: PostgresCo
   return patroniConfig(patroniArgs(name, namespace, c));
 }
 
-/** The DCS-held configuration as YAML, for `patronictl edit-config --replace`. */
-export function dynamicConfigYaml(name: string, c: PostgresConfig): string {
+/** The DCS-held configuration as JSON, the body pg-dcs-config.sh PUTs to Patroni's /config. */
+export function dynamicConfigJson(name: string, c: PostgresConfig): string {
   // The dynamic configuration holds no namespace; any valid one builds the same document.
-  return stringify(patroniDynamicConfig(patroniArgs(name, "default", c)), { lineWidth: 0 });
+  return JSON.stringify(patroniDynamicConfig(patroniArgs(name, "default", c)), null, 2) + "\n";
 }
 
 const fieldEnv = (name: string, fieldPath: string): k8s.types.input.core.v1.EnvVar => ({
@@ -127,6 +130,23 @@ const secretEnv = (
   valueFrom: { secretKeyRef: { name: secret, key } },
 });
 
+/** Basic auth of Patroni's REST API, for members, patronictl and the control Jobs. */
+function restApiAuthEnv(secret: pulumi.Input<string>): k8s.types.input.core.v1.EnvVar[] {
+  return [
+    { name: PASSWORD_ENV.restApiUsername, value: REST_USER },
+    secretEnv(PASSWORD_ENV.restApiPassword, secret, PASSWORD_KEYS.restApi),
+  ];
+}
+
+/** `name=url` of every member's REST API by its stable headless DNS name (pg-switchover.sh). */
+export function memberRestUrls(name: string, namespace: string, replicas: number): string {
+  return Array.from(
+    { length: replicas },
+    (_, i) =>
+      `${name}-${i}=http://${name}-${i}.${name}-headless.${namespace}.svc.cluster.local:${REST_PORT}`,
+  ).join(" ");
+}
+
 /**
  * The member's environment: its own name and addresses from the downward API, the two passwords
  * Patroni needs from the Secret, and the password files pg-roles.sh reads.
@@ -141,6 +161,7 @@ export function memberEnv(a: MemberArgs): k8s.types.input.core.v1.EnvVar[] {
     { name: MEMBER_ENV.restConnect, value: `$(POD_IP):${REST_PORT}` },
     secretEnv(PASSWORD_ENV.superuser, a.passwordSecret, PASSWORD_KEYS.superuser),
     secretEnv(PASSWORD_ENV.replication, a.passwordSecret, PASSWORD_KEYS.replication),
+    ...restApiAuthEnv(a.passwordSecret),
     { name: "PGDATA", value: PGDATA },
     { name: "PG_SOCKET_DIR", value: SOCKET_DIR },
     { name: "PG_SUPERUSER_PASSWORD_FILE", value: file(PASSWORD_KEYS.superuser) },
@@ -171,8 +192,9 @@ function memberContainer(a: MemberArgs): k8s.types.input.core.v1.Container {
     // server drops out of both Services even though its role label is stale.
     readinessProbe: {
       httpGet: { path: "/readiness", port: "patroni" },
-      periodSeconds: 5,
-      timeoutSeconds: 3,
+      // Every 2 s: the Service's endpoints follow a new leader within a few seconds.
+      periodSeconds: 2,
+      timeoutSeconds: 1,
       failureThreshold: 2,
     },
     // Patroni's /liveness does not look at PostgreSQL: a hung postmaster is caught here
@@ -343,7 +365,7 @@ export function memberNetworkPolicySpec(
   };
 }
 
-/** The control Jobs' NetworkPolicy: out to the members' REST API and the API server only. */
+/** The control Jobs' NetworkPolicy: out to the members' REST API only. */
 export function controlJobNetworkPolicySpec(
   name: string,
 ): k8s.types.input.networking.v1.NetworkPolicySpec {
@@ -353,7 +375,6 @@ export function controlJobNetworkPolicySpec(
     policyTypes: ["Ingress", "Egress"],
     egress: [
       { to: [{ podSelector: { matchLabels: memberSelector(name) } }], ports: tcp(REST_PORT) },
-      { to: [{ ipBlock: { cidr: "0.0.0.0/0" } }], ports: tcp(...API_SERVER_PORTS) },
     ],
   };
 }
@@ -378,14 +399,20 @@ export function shortHash(...parts: string[]): string {
 }
 
 /**
- * Spec of a Patroni control Job (`pg-dcs-config.sh`, `pg-switchover.sh`): the member image (it has
- * patronictl), the members' service account (patronictl reads the DCS), patroni.yml mounted.
+ * Spec of a Patroni control Job (`pg-dcs-config.sh`, `pg-switchover.sh`): the member image (bash,
+ * curl), the members' REST API addresses and its credentials; no Kubernetes API token.
  */
 export function controlJobSpec(
   a: MemberArgs,
-  job: { script: string; args?: string[]; env?: Record<string, string> },
+  job: {
+    script: string;
+    args?: string[];
+    env?: Record<string, string>;
+    /** Pod labels (workloadLabels of the Job); the control labels are added. */
+    labels: Record<string, string>;
+  },
 ): k8s.types.input.batch.v1.JobSpec {
-  const labels = { ...controlJobLabels(a.name), "app.kubernetes.io/name": `${a.name}-control` };
+  const labels = { ...job.labels, ...controlJobLabels(a.name) };
   return {
     // A rejected switchover or config must fail `pulumi up` visibly, not retry silently.
     backoffLimit: 1,
@@ -394,8 +421,7 @@ export function controlJobSpec(
       metadata: { labels },
       spec: {
         restartPolicy: "Never",
-        serviceAccountName: a.serviceAccountName,
-        automountServiceAccountToken: true,
+        automountServiceAccountToken: false,
         securityContext: restrictedPodSecurity(PG_UID),
         containers: [
           {
@@ -403,10 +429,13 @@ export function controlJobSpec(
             image: a.image,
             imagePullPolicy: "IfNotPresent",
             command: ["bash", `${SCRIPTS_DIR}/${job.script}`, ...(job.args ?? [])],
-            env: Object.entries({
-              PATRONICTL_CONFIG_FILE: `${PATRONI_DIR}/patroni.yml`,
-              ...(job.env ?? {}),
-            }).map(([name, value]) => ({ name, value })),
+            env: [
+              ...Object.entries({
+                PATRONI_MEMBERS: memberRestUrls(a.name, a.namespace, a.config.replicas),
+                ...(job.env ?? {}),
+              }).map(([name, value]) => ({ name, value })),
+              ...restApiAuthEnv(a.passwordSecret),
+            ],
             resources: {
               requests: { cpu: "10m", memory: "64Mi" },
               limits: { memory: "128Mi" },

@@ -23,7 +23,7 @@ import {
   MemberArgs,
   controlJobNetworkPolicySpec,
   controlJobSpec,
-  dynamicConfigYaml,
+  dynamicConfigJson,
   memberChecksum,
   memberNetworkPolicySpec,
   memberPatroniYaml,
@@ -99,10 +99,10 @@ export class PostgresCluster extends pulumi.ComponentResource {
 
     const nsName = pulumi.output(ns);
     const patroniYaml = nsName.apply((v) => memberPatroniYaml(n, v, c));
-    const dcsYaml = dynamicConfigYaml(n, c);
+    const dcsJson = dynamicConfigJson(n, c);
     const patroniMap = new k8s.core.v1.ConfigMap(
       `${n}-patroni`,
-      { metadata: meta(`${n}-patroni`), data: { "patroni.yml": patroniYaml, "dcs.yml": dcsYaml } },
+      { metadata: meta(`${n}-patroni`), data: { "patroni.yml": patroniYaml, "dcs.json": dcsJson } },
       child,
     );
     const scripts = postgresScripts();
@@ -114,9 +114,9 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const serviceAccount = this.patroniAccess(n, meta, child);
     this.networkPolicies(n, args, meta, child);
 
-    const member = (cs: string): MemberArgs => ({
+    const member = (nsv: string, cs: string): MemberArgs => ({
       name: n,
-      namespace: "",
+      namespace: nsv,
       config: c,
       image: args.image ?? c.image,
       labels,
@@ -127,7 +127,9 @@ export class PostgresCluster extends pulumi.ComponentResource {
       checksum: cs,
     });
     // The DCS part is applied by the config Job, not by a restart: it stays out of the checksum.
-    const memberArgs = patroniYaml.apply((y) => member(memberChecksum(y, scripts)));
+    const memberArgs = pulumi
+      .all([nsName, patroniYaml])
+      .apply(([nsv, y]) => member(nsv, memberChecksum(y, scripts)));
     const statefulSet = new k8s.apps.v1.StatefulSet(
       n,
       { metadata: meta(n), spec: memberArgs.apply(statefulSetSpec) },
@@ -169,33 +171,33 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const control = (
       job: string,
       objName: string,
-      spec: pulumi.Input<k8s.types.input.batch.v1.JobSpec>,
+      spec: { script: string; args?: string[] },
+      dependsOn: pulumi.Resource,
     ) =>
       new k8s.batch.v1.Job(
         `${n}-${job}`,
-        { metadata: meta(objName), spec },
-        { ...child, dependsOn: [statefulSet], deleteBeforeReplace: true },
+        {
+          metadata: meta(objName),
+          spec: memberArgs.apply((m) =>
+            controlJobSpec(m, {
+              ...spec,
+              labels: workloadLabels(`${n}-${job}`, "database-control", args.instance),
+            }),
+          ),
+        },
+        { ...child, dependsOn: [dependsOn], deleteBeforeReplace: true },
       );
     const config = control(
       "config",
-      `${n}-config-${shortHash(dcsYaml)}`,
-      memberArgs.apply((m) =>
-        controlJobSpec(m, {
-          script: "pg-dcs-config.sh",
-          env: { PG_DCS_CONFIG_FILE: "/etc/patroni/dcs.yml" },
-        }),
-      ),
+      `${n}-config-${shortHash(dcsJson)}`,
+      { script: "pg-dcs-config.sh", args: ["/etc/patroni/dcs.json"] },
+      statefulSet,
     );
-    const leader = `${n}-${c.primary}`;
-    new k8s.batch.v1.Job(
-      `${n}-switchover`,
-      {
-        metadata: meta(`${n}-switchover-to-${c.primary}`),
-        spec: memberArgs.apply((m) =>
-          controlJobSpec(m, { script: "pg-switchover.sh", args: [leader] }),
-        ),
-      },
-      { ...child, dependsOn: [config], deleteBeforeReplace: true },
+    control(
+      "switchover",
+      `${n}-switchover-to-${c.primary}`,
+      { script: "pg-switchover.sh", args: [`${n}-${c.primary}`] },
+      config,
     );
 
     if (c.backup.enabled) {
@@ -250,7 +252,12 @@ export class PostgresCluster extends pulumi.ComponentResource {
     },
     child: pulumi.CustomResourceOptions,
   ): k8s.core.v1.ServiceAccount {
-    const sa = new k8s.core.v1.ServiceAccount(`${n}-sa`, { metadata: meta(n) }, child);
+    // No token by default: only the members' pod spec mounts one (Patroni's DCS is the API).
+    const sa = new k8s.core.v1.ServiceAccount(
+      `${n}-sa`,
+      { metadata: meta(n), automountServiceAccountToken: false },
+      child,
+    );
     const role = new k8s.rbac.v1.Role(
       `${n}-patroni-role`,
       { metadata: meta(`${n}-patroni`), rules: patroniRbacRules() },

@@ -4,11 +4,18 @@
 // replication, an unattended failover after the leader's Patroni and postmaster are SIGKILLed
 // with no acknowledged commit lost, and the old leader rejoining as a replica.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
+import { scriptPath } from "../../components/postgres/content";
 import { after, before, describe, test } from "node:test";
 import { kubectl } from "../../scripts/lib/sim-cluster";
 import { PatroniCluster, isLeaderStatus } from "../helpers/patroni";
-import { waitFor } from "../helpers/postgres";
+import { runAsPostgres, waitFor } from "../helpers/postgres";
+
+const execFileP = promisify(execFile);
 
 let c: PatroniCluster;
 let leader = -1;
@@ -137,5 +144,66 @@ describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
       console.log(
         `patroni rejoin: pg_rewind ${/pg_rewind exit code=0/.test(log) ? "ran" : "was not needed"}`,
       );
+    })());
+
+  test("pg-dcs-config.sh replaces the dynamic configuration; members restart for pending parameters", async () =>
+    c.guard(async () => {
+      const lead = await c.waitLeader(all, 60_000);
+      for (const i of all) if (i !== lead) await c.waitReplica(i, 90_000);
+      const current = (await (await fetch(`${c.restUrl(lead)}/config`)).json()) as {
+        postgresql: { parameters: Record<string, unknown> };
+      };
+      const wanted = structuredClone(current);
+      wanted.postgresql.parameters.max_connections = 60;
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dcs-")), "dcs.json");
+      fs.writeFileSync(file, JSON.stringify(wanted));
+      const r = await execFileP("bash", [scriptPath("pg-dcs-config.sh"), file], {
+        env: {
+          PATH: process.env.PATH,
+          PATRONI_MEMBERS: all.map((i) => `${c.podName(i)}=${c.restUrl(i)}`).join(" "),
+          PATRONI_RESTAPI_USERNAME: c.restUser,
+          PATRONI_RESTAPI_PASSWORD: c.passwords.restapi,
+          DCS_CONFIG_TIMEOUT: "120",
+        },
+        timeout: 300_000,
+      });
+      assert.match(r.stdout, /dynamic configuration applied/);
+      const applied = (await (await fetch(`${c.restUrl(lead)}/config`)).json()) as typeof current;
+      assert.equal(applied.postgresql.parameters.max_connections, 60);
+      // max_connections needs a restart: the script restarted every member that flagged one.
+      for (const i of all)
+        await waitFor(
+          `max_connections 60 on member ${i}`,
+          async () => (await c.sql(i, "show max_connections")) === "60",
+          120_000,
+          1000,
+        );
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
+    })());
+
+  test("Patroni's /liveness stays 200 on a hung postmaster; pg-liveness.sh catches it", async () =>
+    c.guard(async () => {
+      const lead = await c.waitLeader(all, 60_000);
+      const replica = all.find((i) => i !== lead)!;
+      await c.waitReplica(replica, 90_000);
+      const pm = c.postmasterPid(replica)!;
+      const probe = () =>
+        runAsPostgres(scriptPath("pg-liveness.sh"), [], {
+          PGDATA: c.dataDir(replica),
+          PG_SOCKET_DIR: path.join(c.root, "run"),
+          PGPORT: String(c.pgPorts[replica]),
+          PG_LIVENESS_TIMEOUT: "2",
+        });
+      assert.equal((await probe()).code, 0, "healthy member passes");
+      process.kill(pm, "SIGSTOP");
+      try {
+        assert.equal(await c.restCode(replica, "/liveness"), 200, "Patroni's own check passes");
+        const r = await probe();
+        assert.equal(r.code, 1, r.stderr);
+        assert.match(r.stderr, /does not respond/);
+      } finally {
+        process.kill(pm, "SIGCONT");
+      }
+      await c.waitReplica(replica, 90_000);
     })());
 });

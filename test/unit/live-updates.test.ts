@@ -70,9 +70,9 @@ describe("live updates", () => {
     assert.equal(configJob(unsync).length, 1);
     assert.notEqual(configJob(unsync)[0].metadata.name, configJob(prod)[0].metadata.name);
     const dcs = (r: RenderResult) =>
-      (find(r.objects, "ConfigMap", "postgresql-patroni").data as Any)["dcs.yml"];
-    assert.match(dcs(unsync), /^synchronous_mode: false$/m);
-    assert.match(dcs(prod), /^synchronous_mode: true$/m);
+      (find(r.objects, "ConfigMap", "postgresql-patroni").data as Any)["dcs.json"];
+    assert.equal(JSON.parse(dcs(unsync)).synchronous_mode, false);
+    assert.equal(JSON.parse(dcs(prod)).synchronous_mode, true);
   });
 
   it("a member resource change rolls the members, the StatefulSet stays", async () => {

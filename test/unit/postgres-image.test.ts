@@ -20,9 +20,10 @@ describe("components/postgres/image/Dockerfile", () => {
     assert.match(dockerfile, /^FROM \$\{POSTGRES_IMAGE\}$/m);
   });
 
-  it("pins Patroni and pgBackRest to the versions the tests run", () => {
+  it("pins Patroni, pgBackRest and curl to the versions the tests run", () => {
     assert.equal(arg("PATRONI_VERSION"), installed("patroni"));
     assert.equal(arg("PGBACKREST_VERSION"), installed("pgbackrest"));
+    assert.equal(arg("CURL_VERSION"), installed("curl"));
     assert.match(dockerfile, /"patroni=\$\{PATRONI_VERSION\}"/);
     assert.match(dockerfile, /"pgbackrest=\$\{PGBACKREST_VERSION\}"/);
   });

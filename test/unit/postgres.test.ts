@@ -39,7 +39,7 @@ const envOf = (c: Any) =>
 const patroni = (s: string) =>
   parse((find(stacks[s].objects, "ConfigMap", "postgresql-patroni").data as Any)["patroni.yml"]);
 const dcs = (s: string) =>
-  parse((find(stacks[s].objects, "ConfigMap", "postgresql-patroni").data as Any)["dcs.yml"]);
+  parse((find(stacks[s].objects, "ConfigMap", "postgresql-patroni").data as Any)["dcs.json"]);
 const jobs = (s: string) => stacks[s].objects.filter((o) => o.kind === "Job");
 
 describe("prod: PostgresCluster", () => {

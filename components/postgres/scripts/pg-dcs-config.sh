@@ -1,33 +1,61 @@
 #!/usr/bin/env bash
-# Makes the running cluster's dynamic configuration (held by Patroni in the DCS) equal to the
-# rendered one, then restarts members that need it. Run by Job postgresql-config-<hash> on every
-# change of that configuration: Patroni applies bootstrap.dcs only when a cluster is created.
-#   pg-dcs-config.sh
-# Env: PATRONICTL_CONFIG_FILE  patroni.yml of the members (scope, namespace, labels)
-#      PG_DCS_CONFIG_FILE      the dynamic configuration (YAML) to apply with --replace
-#      PG_WAIT_SECONDS         how long to wait for the cluster to have a leader (600)
+# Makes the running cluster's dynamic configuration (kept by Patroni in the DCS) equal to the
+# rendered one, then restarts the members whose parameters need it. Run by Job
+# postgresql-config-<hash> whenever that configuration changes: Patroni applies bootstrap.dcs only
+# when a cluster is created. Talks to the members' REST API only (no Kubernetes API token).
+#   pg-dcs-config.sh <dcs.json>
+# Env: PATRONI_MEMBERS, PATRONI_RESTAPI_USERNAME, PATRONI_RESTAPI_PASSWORD (see patroni-rest.sh)
+#      DCS_CONFIG_TIMEOUT  seconds to wait for a leader, and for each restart (default 600)
 set -euo pipefail
-: "${PATRONICTL_CONFIG_FILE:?}" "${PG_DCS_CONFIG_FILE:?}"
-wait_s="${PG_WAIT_SECONDS:-600}"
-
-leader() {
-  patronictl -c "$PATRONICTL_CONFIG_FILE" list -f json 2>/dev/null |
-    python3 -c 'import json,sys; print(next((m["Member"] for m in json.load(sys.stdin) if m["Role"] == "Leader" and m["State"] == "running"), ""))'
+case "${1:-}" in
+  -h | --help)
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
+    exit 0
+    ;;
+esac
+die() {
+  echo "pg-dcs-config: $*" >&2
+  exit 1
 }
+file="${1:-}"
+[ -f "$file" ] || {
+  echo "usage: pg-dcs-config.sh <dcs.json> (see --help)" >&2
+  exit 2
+}
+timeout="${DCS_CONFIG_TIMEOUT:-600}"
+# shellcheck source-path=SCRIPTDIR source=patroni-rest.sh
+source "$(dirname "${BASH_SOURCE[0]}")/patroni-rest.sh"
 
-deadline=$((SECONDS + wait_s))
-until [ -n "$(leader)" ]; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    echo "pg-dcs-config: no running leader after ${wait_s}s; nothing applied" >&2
-    exit 1
-  fi
+leader=""
+find_leader() {
+  local n
+  for n in "${names[@]}"; do
+    if [ "$(code "${url[$n]}/primary")" = 200 ]; then
+      leader="$n"
+      return 0
+    fi
+  done
+  return 1
+}
+end=$((SECONDS + timeout))
+until find_leader; do
+  [ "$SECONDS" -lt "$end" ] || die "no leader after ${timeout}s; nothing applied"
   sleep 2
 done
 
-patronictl -c "$PATRONICTL_CONFIG_FILE" edit-config --replace "$PG_DCS_CONFIG_FILE" --force --quiet
+# PUT replaces the whole dynamic configuration: a key removed from the stack config goes too.
+r=$(send PUT "${url[$leader]}/config" "$(cat "$file")")
+[ "${r%% *}" = 200 ] || die "Patroni refused the configuration: $r"
+echo "pg-dcs-config: dynamic configuration applied through $leader"
+
 # Parameters such as max_connections take effect only after a restart. The order is safe: on a
-# replica Patroni never goes below the primary's values recorded in pg_controldata.
-patronictl -c "$PATRONICTL_CONFIG_FILE" restart --pending --force "$(
-  python3 -c 'import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))["scope"])' "$PATRONICTL_CONFIG_FILE"
-)"
-echo "pg-dcs-config: dynamic configuration applied (leader $(leader))" >&2
+# replica Patroni never goes below the primary's values recorded in pg_controldata. Patroni
+# flags a pending restart within one HA loop of the change.
+sleep "${DCS_PENDING_WAIT:-12}"
+for n in "${names[@]}"; do
+  if body "${url[$n]}/patroni" | grep -q '"pending_restart": *true'; then
+    r=$(send POST "${url[$n]}/restart" '{"restart_pending": true}')
+    [ "${r%% *}" = 200 ] || die "restart of $n refused: $r"
+    echo "pg-dcs-config: restarted $n for pending parameters"
+  fi
+done
