@@ -12,6 +12,7 @@
  * A problem is one line on stderr and exit 2.
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
@@ -57,6 +58,12 @@ function load(stack: string, root: string): PlatformConfig {
     config[key] = secure ? "[secret]" : typeof v === "string" ? v : JSON.stringify(v);
   }
   return loadConfig(config, secretKeys);
+}
+
+/** cluster.kubeconfig as the provider reads it (`~` expanded, relative to the project). */
+function kubeconfigFile(file: string | undefined, root: string): string {
+  if (file === undefined) return "";
+  return path.resolve(root, file.replace(/^~(?=$|\/)/, os.homedir()));
 }
 
 export interface KubeTarget {
@@ -105,7 +112,10 @@ export function resolveKubeTarget(
     stack: opts.stack ?? "",
     context: context!,
     // An explicit --context is looked up in kubectl's own kubeconfig, not the stack's file.
-    kubeconfig: (opts.context === undefined ? cfg?.cluster.kubeconfig : undefined) ?? "",
+    kubeconfig: kubeconfigFile(
+      opts.context === undefined ? cfg?.cluster.kubeconfig : undefined,
+      root,
+    ),
     namespace: cfg?.namespace ?? "stock-analysis",
     prod,
   };

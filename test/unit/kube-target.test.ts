@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { resolveKubeTarget } from "../../scripts/lib/kube-target";
 
 const ROOT = path.resolve(__dirname, "../..");
 const SERVERS: Record<string, string> = {
@@ -185,5 +186,34 @@ describe("operator scripts act on the stack's cluster", () => {
     const stack = run("scripts/pg-restore", ["--stack", "qa"]);
     assert.equal(stack.code, 2);
     assert.match(stack.stderr, /no stack "qa"/);
+  });
+});
+
+describe("scripts/lib/kube-target.ts resolves from the typed stack config", () => {
+  it("kubeconfig and namespace keys, a prod-* stack's context, and a stack with no cluster", () => {
+    const root = fs.mkdtempSync(path.join(work, "stacks-"));
+    const write = (stack: string, yaml: string) =>
+      fs.writeFileSync(path.join(root, `Pulumi.${stack}.yaml`), `config:\n${yaml}`);
+    write(
+      "qa",
+      "  stock-analysis:cluster: { mode: existing, context: qa-ctx, kubeconfig: ~/.kube/qa }\n" +
+        "  stock-analysis:namespace: sa-qa\n",
+    );
+    write("prod-eu", "  stock-analysis:cluster: { mode: existing, context: eu-ctx }\n");
+    write("render", "  stock-analysis:cluster: { mode: yaml }\n");
+    write("laptop", "  stock-analysis:cluster: { mode: existing }\n");
+    assert.deepEqual(resolveKubeTarget({ stack: "qa" }, root), {
+      stack: "qa",
+      context: "qa-ctx",
+      kubeconfig: path.join(os.homedir(), ".kube/qa"),
+      namespace: "sa-qa",
+      prod: false,
+    });
+    // Named by context only, a prod stack's cluster is still prod.
+    assert.equal(resolveKubeTarget({ context: "eu-ctx" }, root).prod, true);
+    assert.equal(resolveKubeTarget({ stack: "qa", context: "eu-ctx" }, root).prod, true);
+    assert.throws(() => resolveKubeTarget({ stack: "render" }, root), /cluster\.mode is yaml/);
+    assert.throws(() => resolveKubeTarget({ stack: "laptop" }, root), /cluster\.context is unset/);
+    assert.equal(resolveKubeTarget({ stack: "laptop", context: "mine" }, root).context, "mine");
   });
 });
