@@ -72,14 +72,16 @@ kube_target() {
     exit 2
   fi
   local what="context $KT_CONTEXT ($server), namespace $KT_NAMESPACE"
-  echo "target: $what${KT_STACK:+, stack $KT_STACK}$([ "$KT_PROD" = true ] && echo ' [PROD]')" >&2
+  local ask=true
   if [ "$KT_PROD" != true ] || [ "$KT_YES" = true ] || [ "${KT_READ_ONLY:-false}" = true ]; then
-    return 0
-  fi
-  if ! [ -t 0 ]; then
+    ask=false
+  elif ! [ -t 0 ]; then
+    # The refusal is the one line: it names the target itself.
     echo "$(basename "$0"): refusing to act on prod ($what) without confirmation: no terminal; pass --yes" >&2
     exit 2
   fi
+  echo "target: $what${KT_STACK:+, stack $KT_STACK}$([ "$KT_PROD" = true ] && echo ' [PROD]')" >&2
+  [ "$ask" = true ] || return 0
   local answer
   read -r -p "Act on PROD ($what)? Type the context name to go on: " answer
   [ "$answer" = "$KT_CONTEXT" ] || {
