@@ -7,6 +7,9 @@
 #   scripts/test.sh <dir>...   only the given folders under test/ (`unit` or `test/unit`)
 #   scripts/test.sh test/unit/config.test.ts ...   only those files
 #   scripts/test.sh unit --test-name-pattern=replicas   options starting with -- go to node --test
+#                              (`--test-name-pattern replicas` too: a value after a node --test
+#                              option that takes one is that option's, not a folder)
+#   Paths: test/x, ./test/x, x (= test/x) or absolute inside the repo (npm test -- <path> as well).
 #   scripts/test.sh engine     the real-engine tests (npm run test:engine): they need the Pulumi
 #                              toolchain of scripts/install-pulumi and run only when asked for
 set -euo pipefail
@@ -14,14 +17,33 @@ set -euo pipefail
 . "$(dirname "$0")/lib/help.sh"
 help_if_asked "$@"
 cd "$(dirname "$0")/.."
+root=$PWD
 
 dirs=()
 node_opts=()
-for a in "$@"; do
+while [ $# -gt 0 ]; do
+  a=$1
+  shift
   case $a in
+    # node --test options whose value may follow as the next argument.
+    --test-name-pattern | --test-skip-pattern | --test-concurrency | --test-reporter | \
+      --test-reporter-destination | --test-shard | --test-timeout | --experimental-test-coverage-include)
+      [ $# -gt 0 ] || {
+        echo "test.sh: $a needs a value" >&2
+        exit 2
+      }
+      node_opts+=("$a=$1")
+      shift
+      ;;
     --*) node_opts+=("$a") ;;
-    test/*) dirs+=("$a") ;;
-    *) dirs+=("test/$a") ;;
+    *)
+      a=${a#"$root"/}
+      a=${a#./}
+      case $a in
+        test | test/*) dirs+=("$a") ;;
+        *) dirs+=("test/$a") ;;
+      esac
+      ;;
   esac
 done
 whole=false

@@ -56,15 +56,20 @@ function cronJob(schedulable: boolean) {
 
 function restore(args: string[]): { done: Promise<{ code: number; stderr: string; ms: number }> } {
   const t0 = Date.now();
-  const child = spawn("bash", [path.join(ROOT, "scripts/redis-restore"), ...args], {
-    env: {
-      ...process.env,
-      KUBECONFIG: sim.kubeconfig,
-      KUBECTL: path.join(sim.bin, "kubectl"),
-      NAMESPACE: NS,
-      TIMEOUT: "5m",
+  // The sim's context, named explicitly: never the current one (scripts/lib/kube-target.sh).
+  const child = spawn(
+    "bash",
+    [path.join(ROOT, "scripts/redis-restore"), "--context", sim.context, ...args],
+    {
+      env: {
+        ...process.env,
+        KUBECONFIG: sim.kubeconfig,
+        KUBECTL: path.join(sim.bin, "kubectl"),
+        NAMESPACE: NS,
+        TIMEOUT: "5m",
+      },
     },
-  });
+  );
   let stderr = "";
   child.stderr.on("data", (d) => (stderr += d));
   return {

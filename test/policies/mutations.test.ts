@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import {
+  Diagnostic,
   PackResource,
   PolicyPackServer,
   analyzeAll,
@@ -314,17 +315,42 @@ const MUTATIONS: Mutation[] = [
 describe("mutations of the prod stack", () => {
   let pack: PolicyPackServer;
   let baseline: PackResource[];
+  /** Analyze's diagnostics for each baseline resource (same index), computed once. */
+  let perResource: Diagnostic[][];
   before(async () => {
     const [server, prod] = await Promise.all([PolicyPackServer.start(), render("prod")]);
     pack = server;
     await pack.configure(readPackConfig(stackConfigFile("prod")));
     baseline = toPackResources(prod.resources);
+    perResource = [];
+    for (const r of baseline) perResource.push((await pack.analyze(r)).diagnostics);
   });
   after(() => pack?.close());
 
+  /**
+   * What analyzeAll reports for the baseline with resource `index` changed (or deleted): Analyze
+   * is a function of one resource and the pack config, so the unchanged resources' results are
+   * the baseline's; only the changed one is analyzed again, and AnalyzeStack sees the whole stack.
+   * (The unmodified-stack case below checks the cache against a full analyzeAll.)
+   */
+  async function analyzeMutated(
+    resources: PackResource[],
+    index: number,
+    deleted: boolean,
+  ): Promise<Diagnostic[]> {
+    const diagnostics = perResource.filter((_, i) => i !== index).flat();
+    if (!deleted) diagnostics.push(...(await pack.analyze(resources[index])).diagnostics);
+    diagnostics.push(...(await pack.analyzeStack(resources)).diagnostics);
+    return diagnostics;
+  }
+
   it("the unmodified prod stack has no violation beyond the known component defects", async () => {
-    const { unexpected } = splitKnown((await analyzeAll(pack, baseline)).diagnostics);
+    const { diagnostics } = await analyzeAll(pack, baseline);
+    const { unexpected } = splitKnown(diagnostics);
     assert.deepEqual(unexpected, [], describeAll(unexpected));
+    // The per-resource cache the mutations use is what a full analysis reports.
+    const stack = (await pack.analyzeStack(baseline)).diagnostics;
+    assert.deepEqual(diagnostics, [...perResource.flat(), ...stack]);
   });
 
   it("has at least 20 distinct mutations the current stack can take", () => {
@@ -349,7 +375,7 @@ describe("mutations of the prod stack", () => {
       const ref = m.reported
         ? m.reported(resources, changed)
         : `${m.type.split(":")[2]}/${(changed.props as Props).metadata.name ?? "<unnamed>"}`;
-      const { diagnostics } = await analyzeAll(pack, resources);
+      const diagnostics = await analyzeMutated(resources, index, m.apply === "delete");
       const hits = diagnostics.filter((d) => d.policyName === m.policy);
       const hit = hits.find((d) => d.message.includes(`${ref}:`));
       assert.ok(

@@ -14,6 +14,9 @@ const FAKE_KUBECTL = `#!/usr/bin/env bash
 # Fake kubectl: one line per call in $FAKE_LOG; the leader's ordinal in $FAKE_STATE/leader.
 set -euo pipefail
 echo "$*" >>"$FAKE_LOG"
+[ "$1" = --context ] && shift 2
+# kube-target.sh asks for the context's API server first.
+[ "$1 $2" = "config view" ] && { echo "https://127.0.0.1:6443"; exit 0; }
 [ "$1" = -n ] && shift 2
 case "$1 $2" in
   "get statefulset") printf '%s' "$FAKE_MEMBERS" ;;
@@ -76,7 +79,14 @@ function run(
         code: code ?? -1,
         stdout,
         stderr,
-        calls: fs.readFileSync(log, "utf8").trim().split("\n").filter(Boolean),
+        // The target's context prefixes every call (scripts/lib/kube-target.sh); drop it and the
+        // API-server lookup, which test/unit/kube-target.test.ts covers.
+        calls: fs
+          .readFileSync(log, "utf8")
+          .trim()
+          .split("\n")
+          .filter((c) => c && !c.includes("config view"))
+          .map((c) => c.replace(/^--context \S+ /, "")),
         leader: fs.readFileSync(path.join(work, "leader"), "utf8").trim(),
       }),
     );
@@ -95,7 +105,7 @@ after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 describe("scripts/pg-failover (patronictl wrapper)", () => {
   it("switchover: patronictl in the target pod, waits until it leads, prints the config line", async () => {
-    const r = await run(["switchover", "1", "--stack", "prod"], {});
+    const r = await run(["switchover", "1", "--stack", "prod", "--yes"], {});
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
       r.calls[0],
@@ -113,7 +123,7 @@ describe("scripts/pg-failover (patronictl wrapper)", () => {
   });
 
   it("a bare ordinal is a switchover; an unreachable target pod: patronictl runs in the next member", async () => {
-    const r = await run(["2"], { FAKE_DOWN_PODS: "postgresql-2" });
+    const r = await run(["2", "--stack", "dev"], { FAKE_DOWN_PODS: "postgresql-2" });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(
       r.calls[1],
@@ -122,18 +132,18 @@ describe("scripts/pg-failover (patronictl wrapper)", () => {
     assert.equal(r.calls[2], ctl(0, "switchover --candidate postgresql-2 --force"));
     assert.match(r.stderr, /patronictl in postgresql-2 failed; trying the next member/);
     assert.equal(CONFIG_LINE.exec(r.stdout)?.[1], "2");
-    assert.equal(CONFIG_LINE.exec(r.stdout)?.[2], undefined);
+    assert.equal(CONFIG_LINE.exec(r.stdout)?.[2], " --stack dev");
   });
 
   it("failover passes through to patronictl failover", async () => {
-    const r = await run(["failover", "2"], {});
+    const r = await run(["failover", "2", "--stack", "dev"], {});
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.calls[1], ctl(2, "failover --candidate postgresql-2 --force"));
     assert.equal(CONFIG_LINE.exec(r.stdout)?.[1], "2");
   });
 
   it("patronictl refusing: its error, no config line, non-zero exit", async () => {
-    const r = await run(["switchover", "1"], { FAKE_REFUSE: "1" });
+    const r = await run(["switchover", "1", "--stack", "dev"], { FAKE_REFUSE: "1" });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /does not match with sync_standby/);
     assert.doesNotMatch(r.stdout, CONFIG_LINE);
@@ -141,7 +151,7 @@ describe("scripts/pg-failover (patronictl wrapper)", () => {
   });
 
   it("accepted but the target never leads: says who does, no config line", async () => {
-    const r = await run(["switchover", "1"], { FAKE_STUCK: "1" });
+    const r = await run(["switchover", "1", "--stack", "dev"], { FAKE_STUCK: "1" });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /postgresql-1 does not lead \(postgresql-0 does\)/);
     assert.doesNotMatch(r.stdout, CONFIG_LINE);

@@ -1,5 +1,6 @@
 // scripts/pg-restore against a recording fake kubectl. The fake runs the
 // restore Job's command for real: pg-restore.sh against a real PostgreSQL 15, as the Job would.
+// The cluster is the stack's (scripts/lib/kube-target.sh; test/unit/kube-target.test.ts covers it).
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -16,7 +17,9 @@ let backupDir: string;
 const FAKE_KUBECTL = `#!/usr/bin/env bash
 # Recording fake kubectl: one line per call in $FAKE_LOG.
 set -euo pipefail
+if [ "$1 $3 $4" = "--context config view" ]; then printf 'https://127.0.0.1:6443'; exit 0; fi
 echo "$*" >>"$FAKE_LOG"
+[ "$1" = --context ] && shift 2
 [ "$1" = -n ] && shift 2
 case "$1 $2" in
   "get deployment") var="FAKE_REPLICAS_\${3//-/_}"; printf '%s' "\${!var}" ;;
@@ -117,15 +120,15 @@ const replicas = {
 describe("scripts/pg-restore", () => {
   it("scales API and Celery to 0, restores with pg-restore.sh, scales back to the previous counts", async () => {
     await cluster.sql(0, "delete from stocks where id > 100", "stock_analysis");
-    const r = await run("scripts/pg-restore", [], replicas);
+    const r = await run("scripts/pg-restore", ["--stack", "dev"], replicas);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.equal(await cluster.sql(0, "select count(*) from stocks", "stock_analysis"), "5000");
     const scale = r.calls.filter((c) => c.includes(" scale "));
     assert.deepEqual(scale, [
-      "-n stock-analysis scale deployment stock-analysis-api --replicas=0",
-      "-n stock-analysis scale deployment stock-analysis-celery --replicas=0",
-      "-n stock-analysis scale deployment stock-analysis-api --replicas=5",
-      "-n stock-analysis scale deployment stock-analysis-celery --replicas=3",
+      "--context kind-stock-analysis -n stock-analysis scale deployment stock-analysis-api --replicas=0",
+      "--context kind-stock-analysis -n stock-analysis scale deployment stock-analysis-celery --replicas=0",
+      "--context kind-stock-analysis -n stock-analysis scale deployment stock-analysis-api --replicas=5",
+      "--context kind-stock-analysis -n stock-analysis scale deployment stock-analysis-celery --replicas=3",
     ]);
     const i = (s: string) => r.calls.findIndex((c) => c.includes(s));
     assert.ok(i("get pods -l app=stock-analysis-celery -o name") < i("create job"));
@@ -136,7 +139,7 @@ describe("scripts/pg-restore", () => {
 
   it("scales back to the previous counts when the restore fails, leaving the database as it was", async () => {
     await cluster.sql(0, "delete from stocks where id > 10", "stock_analysis");
-    const r = await run("scripts/pg-restore", ["backup-20000101T000000Z"], {
+    const r = await run("scripts/pg-restore", ["--stack", "dev", "backup-20000101T000000Z"], {
       FAKE_REPLICAS_stock_analysis_api: "2",
       FAKE_REPLICAS_stock_analysis_celery: "1",
     });
@@ -144,14 +147,16 @@ describe("scripts/pg-restore", () => {
     assert.match(r.stderr, /restore FAILED/);
     assert.match(r.stdout, /no backup backup-20000101T000000Z/);
     assert.deepEqual(r.calls.slice(-2), [
-      "-n stock-analysis scale deployment stock-analysis-api --replicas=2",
-      "-n stock-analysis scale deployment stock-analysis-celery --replicas=1",
+      "--context kind-stock-analysis -n stock-analysis scale deployment stock-analysis-api --replicas=2",
+      "--context kind-stock-analysis -n stock-analysis scale deployment stock-analysis-celery --replicas=1",
     ]);
     assert.equal(await cluster.sql(0, "select count(*) from stocks", "stock_analysis"), "10");
   });
 
   it("refuses to start when it cannot read the current replica counts", async () => {
-    const r = await run("scripts/pg-restore", [], { FAKE_REPLICAS_stock_analysis_api: "5" });
+    const r = await run("scripts/pg-restore", ["--stack", "dev"], {
+      FAKE_REPLICAS_stock_analysis_api: "5",
+    });
     assert.notEqual(r.code, 0);
     assert.equal(r.calls.filter((c) => c.includes(" scale ")).length, 0);
   });

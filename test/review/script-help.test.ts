@@ -90,4 +90,28 @@ describe("scripts/test.sh arguments", () => {
     assert.equal(missing.status, 2);
     assert.match(missing.stderr, /no test file or folder test\/unit\/nope\.test\.ts/);
   });
+
+  it("`npm test -- ./test/x` and an absolute path name the file once; a pattern may follow its flag", () => {
+    // npm passes what follows `--` to scripts/test.sh unchanged.
+    const r = spawnSync(
+      "npm",
+      [
+        "test",
+        "--ignore-scripts",
+        "--",
+        path.join(ROOT, "test/unit/e2e-helpers.test.ts"),
+        "--test-name-pattern",
+        "splits words",
+      ],
+      { cwd: ROOT, encoding: "utf8", timeout: 120_000, env: withoutTestContext() },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /ℹ pass 1\n/);
+    assert.match(r.stdout, /splits words as the shell does/);
+    for (const p of ["./test/unit/nope.test.ts", path.join(ROOT, "test/unit/nope.test.ts")]) {
+      const missing = spawnSync("bash", ["scripts/test.sh", p], { cwd: ROOT, encoding: "utf8" });
+      assert.equal(missing.status, 2);
+      assert.equal(missing.stderr, "test.sh: no test file or folder test/unit/nope.test.ts\n");
+    }
+  });
 });

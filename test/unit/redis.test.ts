@@ -195,6 +195,8 @@ describe("redis in prod", () => {
         [
           "#!/usr/bin/env bash",
           `case "$*" in`,
+          // The server lookup of scripts/lib/kube-target.sh (the stack's context is dev's kind-*).
+          `  "--context kind-stock-analysis config view"*) echo https://127.0.0.1:6443 ;;`,
           `  *"create job"*"--dry-run=client"*) cat "${dir}/job.json" ;;`,
           `  *"create -f -"*) cat >"${dir}/submitted.json" ;;`,
           // The script polls the Job's true conditions until Complete or Failed.
@@ -207,7 +209,13 @@ describe("redis in prod", () => {
       );
       const out = execFileSync(
         "bash",
-        [join(__dirname, "../../scripts/redis-restore"), "redis-20260101T030000Z", "all"],
+        [
+          join(__dirname, "../../scripts/redis-restore"),
+          "redis-20260101T030000Z",
+          "all",
+          "--stack",
+          "dev",
+        ],
         {
           env: { ...process.env, KUBECTL: join(dir, "kubectl") },
           encoding: "utf8",
@@ -226,10 +234,14 @@ describe("redis in prod", () => {
       assert.equal(envOf(c).RESTORE_BACKUP, "redis-20260101T030000Z");
       assert.equal(envOf(c).RESTORE_TARGET, "all");
       assert.throws(() =>
-        execFileSync("bash", [join(__dirname, "../../scripts/redis-restore"), "../etc"], {
-          env: { ...process.env, KUBECTL: join(dir, "kubectl") },
-          stdio: "pipe",
-        }),
+        execFileSync(
+          "bash",
+          [join(__dirname, "../../scripts/redis-restore"), "../etc", "--stack", "dev"],
+          {
+            env: { ...process.env, KUBECTL: join(dir, "kubectl") },
+            stdio: "pipe",
+          },
+        ),
       );
     } finally {
       rmSync(dir, { recursive: true, force: true });
