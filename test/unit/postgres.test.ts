@@ -269,6 +269,7 @@ describe("planned switchover: postgres.primary 0 -> 2", () => {
     assert.deepEqual(spec.template.spec.containers[0].command, [
       "bash",
       "/scripts/pg-dcs-config.sh",
+      "/etc/patroni/dcs.json",
     ]);
     // A changed switchover target alone keeps the same config Job.
     assert.ok(jobs("failover").some((j) => j.metadata.name === config[0].metadata.name));
