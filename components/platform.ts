@@ -11,6 +11,8 @@ import { PlatformIngress } from "./ingress/platform-ingress";
 import { NetworkPeer, PART_OF, SecretKeyRef } from "./lib/k8s";
 import { redisTier } from "./redis/tier";
 import { Monitoring } from "./monitoring/monitoring";
+import { PgBouncer } from "./postgres/pgbouncer";
+import { POOLER_PORT } from "./postgres/pgbouncer-content";
 import { PostgresCluster } from "./postgres/postgres-cluster";
 
 /** Stable names the manual's runbooks use. */
@@ -109,8 +111,13 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     namespace: cfg.ingress.controllerNamespace,
     ports: [port],
   });
+  // With the pooler on, the apps reach PostgreSQL only through it.
+  const pooled = cfg.postgres.pooler.enabled;
+  const poolerName = "postgresql-pooler";
   const dataStores: NetworkPeer[] = [
-    { podLabels: { app: "postgresql" }, ports: [5432] },
+    pooled
+      ? { podLabels: { app: poolerName }, ports: [POOLER_PORT] }
+      : { podLabels: { app: "postgresql" }, ports: [5432] },
     { podLabels: { app: "redis" }, ports: [6379] },
     { podLabels: { app: "redis-broker" }, ports: [6379, 26379] },
   ];
@@ -139,16 +146,32 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
       ? { secretName: redis.broker.celerySecretName, key: redis.broker.celeryUrlKey }
       : undefined;
 
+  const appClients: NetworkPeer[] = [
+    { podLabels: { app: NAMES.api }, ports: [] },
+    { podLabels: { app: NAMES.celery }, ports: [] },
+  ];
   const postgres = new PostgresCluster("postgres", {
     ...placement,
     instance: stack,
     config: cfg.postgres,
-    clients: [
-      { podLabels: { app: NAMES.api }, ports: [] },
-      { podLabels: { app: NAMES.celery }, ports: [] },
-    ],
+    clients: pooled ? [{ podLabels: { app: poolerName }, ports: [] }] : appClients,
     scrapers: [prometheus],
   });
+  const pooler = pooled
+    ? new PgBouncer("pooler", {
+        ...placement,
+        name: poolerName,
+        instance: stack,
+        config: cfg.postgres.pooler,
+        serverHost: postgres.dnsName,
+        serverPodLabels: { app: "postgresql" },
+        app: postgres.app,
+        clients: appClients,
+        scrapers: [prometheus],
+      })
+    : undefined;
+  // DATABASE_URL of the API and Celery: through PgBouncer when it is enabled.
+  const databaseUrl = pooler?.databaseUrl ?? postgres.databaseUrl;
 
   const api = new WebService("api", {
     ...placement,
@@ -161,7 +184,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     secretEnv: {
       SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" },
       ...redis.env,
-      DATABASE_URL: postgres.databaseUrl,
+      DATABASE_URL: databaseUrl,
     },
     network: {
       ingressFrom: [fromIngress(cfg.api.port), { ...prometheus, ports: [cfg.api.port] }],
@@ -198,7 +221,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     config: cfg.celery,
     image: imageFor("celery", cfg.celery.image, cfg.celery.build, cfg.registry, registryPassword),
     imagePullSecrets,
-    secretEnv: { ...redis.env, DATABASE_URL: postgres.databaseUrl },
+    secretEnv: { ...redis.env, DATABASE_URL: databaseUrl },
     network: { egressTo: dataStores },
   });
 
@@ -277,7 +300,8 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     celeryBrokerSecret: redis.broker.celerySecretName,
     databaseHost: postgres.dnsName,
     databaseReadHost: postgres.readDnsName,
-    databaseUrlSecret: postgres.databaseUrl.secretName,
+    databasePoolerHost: pooler?.dnsName,
+    databaseUrlSecret: databaseUrl.secretName,
     publicUrl: ingress?.url,
   };
 }
