@@ -58,7 +58,8 @@ export interface PgBouncerIniOptions {
 function section(name: string, rows: [string, string | number][]): string {
   for (const [k, v] of rows)
     if (/[\n\r]/.test(String(v))) throw new Error(`pgbouncer.ini: ${k} must be one line`);
-  return [`[${name}]`, ...rows.map(([k, v]) => `${k} = ${v}`)].join("\n") + "\n";
+  const line = ([k, v]: [string, string | number]) => (v === "" ? `${k} =` : `${k} = ${v}`);
+  return [`[${name}]`, ...rows.map(line)].join("\n") + "\n";
 }
 
 /** pgbouncer.ini for every pooler pod. */

@@ -191,6 +191,22 @@ describe("rendered PgBouncer", () => {
     assert.deepEqual(auth.items, [{ key: "userlist.txt", path: "userlist.txt" }]);
   });
 
+  it("keeps every credential in Secrets (stringData marked secret), none in the ConfigMap", () => {
+    for (const name of ["postgresql-pooler-secret", "postgresql-pooler-database-url"]) {
+      const r = stacks.prod.resources.find(
+        (x) => x.type === "kubernetes:core/v1:Secret" && x.name === name,
+      );
+      assert.ok(
+        r?.secretPaths.some((p) => p.startsWith("stringData")),
+        name,
+      );
+    }
+    const ini = (find(stacks.prod.objects, "ConfigMap", "postgresql-pooler-config") as Any).data[
+      "pgbouncer.ini"
+    ];
+    assert.doesNotMatch(ini, /password/i);
+  });
+
   it("exposes Service postgresql-pooler:6432 as a stack output", () => {
     const svc = find(stacks.prod.objects, "Service", "postgresql-pooler") as Any;
     assert.deepEqual(svc.spec.selector, { app: "postgresql-pooler" });
