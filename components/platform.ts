@@ -168,6 +168,17 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
         app: postgres.app,
         clients: appClients,
         scrapers: [prometheus],
+        // Prepares the database (role + lookup function) also when it predates the pooler.
+        bootstrap: {
+          image: cfg.postgres.image,
+          uid: 999,
+          superuserPassword: { secretName: postgres.passwordSecretName, key: "superuser-password" },
+          // The labels PostgreSQL's NetworkPolicies admit for its database Jobs.
+          podLabels: {
+            "app.kubernetes.io/component": "database-jobs",
+            "app.kubernetes.io/part-of": PART_OF,
+          },
+        },
       })
     : undefined;
   // DATABASE_URL of the API and Celery: through PgBouncer when it is enabled.

@@ -7,6 +7,7 @@ import {
   NetworkPeer,
   SecretKeyRef,
   checksum,
+  plainEnv,
   restrictedContainerSecurity,
   restrictedPodSecurity,
   secretEnv,
@@ -42,6 +43,21 @@ export interface PgBouncerArgs extends ClusterPlacement {
   clients: NetworkPeer[];
   /** Pods allowed to scrape the exporter on 9127. */
   scrapers?: NetworkPeer[];
+  /**
+   * Runs poolerBootstrapSql() (idempotent) against the read-write Service on every change of it:
+   * also prepares a database bootstrapped before the pooler existed, which Patroni's
+   * post_bootstrap never sees again. Unset: the database is prepared elsewhere.
+   */
+  bootstrap?: {
+    /** An image with psql (the PostgreSQL image). */
+    image: string;
+    /** uid of that image's `postgres` user. */
+    uid: number;
+    /** The superuser's password. */
+    superuserPassword: SecretKeyRef;
+    /** Pod labels the PostgreSQL NetworkPolicies admit (its database-jobs labels). */
+    podLabels: Record<string, string>;
+  };
 }
 
 const AUTH_DIR = "/etc/pgbouncer-auth";
@@ -270,6 +286,8 @@ export class PgBouncer extends pulumi.ComponentResource {
       child,
     );
 
+    if (args.bootstrap) this.bootstrapJob(n, args, args.bootstrap, secret.metadata.name, labels);
+
     const service = new k8s.core.v1.Service(
       `${n}-svc`,
       {
@@ -295,5 +313,95 @@ export class PgBouncer extends pulumi.ComponentResource {
       dnsName: this.dnsName,
       databaseUrlSecretName: this.databaseUrl.secretName,
     });
+  }
+
+  /** Job `<name>-bootstrap-<sql checksum>`: creates the lookup role and function as `postgres`. */
+  private bootstrapJob(
+    n: string,
+    args: PgBouncerArgs,
+    b: NonNullable<PgBouncerArgs["bootstrap"]>,
+    poolerSecret: pulumi.Output<string>,
+    labels: Record<string, string>,
+  ): void {
+    const ns = args.namespace;
+    const child = { parent: this, provider: args.provider };
+    const sql = poolerBootstrapSql();
+    const sqlMap = new k8s.core.v1.ConfigMap(
+      `${n}-bootstrap-sql`,
+      {
+        metadata: { name: `${n}-bootstrap-sql`, namespace: ns, labels },
+        data: { "pooler.sql": sql },
+      },
+      child,
+    );
+    // Not the pooler's `app` label: its Service, PDB and NetworkPolicy must not select the Job.
+    const podLabels = {
+      ...workloadLabels(`${n}-bootstrap`, "database-jobs", args.instance),
+      ...b.podLabels,
+    };
+    // A new SQL text is a new Job (Jobs are immutable); an unchanged one is not re-run.
+    const name = `${n}-bootstrap-${checksum(sql).slice(0, 8)}`;
+    new k8s.batch.v1.Job(
+      name,
+      {
+        metadata: { name, namespace: ns, labels: podLabels },
+        spec: {
+          // On a first deploy the database may take minutes to come up: retry with back-off.
+          backoffLimit: 8,
+          activeDeadlineSeconds: 1800,
+          template: {
+            metadata: { labels: podLabels },
+            spec: {
+              restartPolicy: "Never",
+              automountServiceAccountToken: false,
+              securityContext: restrictedPodSecurity(b.uid),
+              containers: [
+                {
+                  name: "bootstrap",
+                  image: b.image,
+                  imagePullPolicy: "IfNotPresent",
+                  command: ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+                  args: [
+                    "-v",
+                    "pooler_password_file=/secrets/pooler/auth-password",
+                    "-f",
+                    "/sql/pooler.sql",
+                  ],
+                  env: [
+                    { name: "PGHOST", value: args.serverHost },
+                    ...plainEnv({
+                      PGPORT: String(args.serverPort ?? 5432),
+                      PGUSER: "postgres",
+                      PGDATABASE: args.app.database,
+                      PGCONNECT_TIMEOUT: "10",
+                    }),
+                    ...secretEnv({ PGPASSWORD: b.superuserPassword }),
+                  ],
+                  // psql is as small as pgbouncer.
+                  resources: toResourceRequirements(args.config.resources),
+                  securityContext: restrictedContainerSecurity(true),
+                  volumeMounts: [
+                    { name: "sql", mountPath: "/sql", readOnly: true },
+                    { name: "pooler", mountPath: "/secrets/pooler", readOnly: true },
+                  ],
+                },
+              ],
+              volumes: [
+                { name: "sql", configMap: { name: sqlMap.metadata.name } },
+                {
+                  name: "pooler",
+                  secret: {
+                    secretName: poolerSecret,
+                    defaultMode: 0o440,
+                    items: [{ key: POOLER_SECRET_KEYS.authPassword, path: "auth-password" }],
+                  },
+                },
+              ],
+            },
+          },
+        },
+      },
+      child,
+    );
   }
 }

@@ -7,6 +7,7 @@ import { checksum } from "../../components/lib/k8s";
 import {
   pgbouncerIni,
   poolerDatabaseUrl,
+  poolerBootstrapSql,
   poolerExporterUrl,
   poolerUserlist,
 } from "../../components/postgres/pgbouncer-content";
@@ -205,6 +206,47 @@ describe("rendered PgBouncer", () => {
       "pgbouncer.ini"
     ];
     assert.doesNotMatch(ini, /password/i);
+  });
+
+  it("prepares the database with a Job running the bootstrap SQL as postgres", () => {
+    const job = stacks.prod.objects.find(
+      (o) => o.kind === "Job" && /^postgresql-pooler-bootstrap-[0-9a-f]{8}$/.test(o.metadata.name),
+    ) as Any;
+    assert.ok(job, "bootstrap Job");
+    const pod = job.spec.template;
+    const c = pod.spec.containers[0];
+    assert.deepEqual(c.command.slice(0, 1), ["psql"]);
+    assert.deepEqual(c.args, [
+      "-v",
+      "pooler_password_file=/secrets/pooler/auth-password",
+      "-f",
+      "/sql/pooler.sql",
+    ]);
+    const env = Object.fromEntries(c.env.map((e: Any) => [e.name, e.value ?? e.valueFrom]));
+    assert.equal(env.PGHOST, "postgresql.stock-analysis.svc.cluster.local");
+    assert.equal(env.PGDATABASE, "stock_analysis");
+    assert.deepEqual(env.PGPASSWORD, {
+      secretKeyRef: { name: "postgresql", key: "superuser-password" },
+    });
+    const sql = (find(stacks.prod.objects, "ConfigMap", "postgresql-pooler-bootstrap-sql") as Any)
+      .data["pooler.sql"];
+    assert.equal(sql, poolerBootstrapSql());
+    // PostgreSQL's policies admit it (as a database Job); the pooler's Service/PDB do not select it.
+    const labels = pod.metadata.labels;
+    const matches = (sel: Record<string, string>) =>
+      Object.entries(sel).every(([k, v]) => labels[k] === v);
+    const jobsNp = (find(stacks.prod.objects, "NetworkPolicy", "postgresql-jobs-allow") as Any)
+      .spec;
+    assert.ok(matches(jobsNp.podSelector.matchLabels), "egress to PostgreSQL allowed");
+    const pgNp = (find(stacks.prod.objects, "NetworkPolicy", "postgresql-allow") as Any).spec;
+    assert.ok(
+      pgNp.ingress.some(
+        (r: Any) => r.from[0].podSelector && matches(r.from[0].podSelector.matchLabels),
+      ),
+      "PostgreSQL admits it",
+    );
+    const svc = find(stacks.prod.objects, "Service", "postgresql-pooler") as Any;
+    assert.ok(!matches(svc.spec.selector), "the pooler Service must not route to the Job");
   });
 
   it("exposes Service postgresql-pooler:6432 as a stack output", () => {
