@@ -165,6 +165,24 @@ export function poolerExporterUrl(statsPassword: string, port = POOLER_PORT): st
 }
 
 /**
+ * The command that applies {@link poolerBootstrapSql} (the bootstrap Job's, and the test's): psql
+ * with connection from PGHOST/PGPORT/PGUSER/PGDATABASE/PGPASSWORD in the environment.
+ */
+export function poolerBootstrapCommand(sqlFile: string, passwordFile: string): string[] {
+  return [
+    "psql",
+    "-X",
+    "-q",
+    "-v",
+    "ON_ERROR_STOP=1",
+    "-v",
+    `pooler_password_file=${passwordFile}`,
+    "-f",
+    sqlFile,
+  ];
+}
+
+/**
  * psql script preparing a database for the pooler; idempotent (safe on every bootstrap and every
  * re-run). Run it as a superuser connected to the app database (auth_query runs in the database
  * the client asked for), with psql variable `pooler_password_file` naming the file that holds

@@ -19,6 +19,7 @@ import {
   POOLER_EXPORTER_PORT,
   POOLER_PORT,
   pgbouncerIni,
+  poolerBootstrapCommand,
   poolerBootstrapSql,
   poolerDatabaseUrl,
   poolerExporterUrl,
@@ -360,13 +361,10 @@ export class PgBouncer extends pulumi.ComponentResource {
                   name: "bootstrap",
                   image: b.image,
                   imagePullPolicy: "IfNotPresent",
-                  command: ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"],
-                  args: [
-                    "-v",
-                    "pooler_password_file=/secrets/pooler/auth-password",
-                    "-f",
+                  command: poolerBootstrapCommand(
                     "/sql/pooler.sql",
-                  ],
+                    "/secrets/pooler/auth-password",
+                  ),
                   env: [
                     { name: "PGHOST", value: args.serverHost },
                     ...plainEnv({

@@ -10,6 +10,7 @@ import {
   POOLER_STATS_USER,
   PgBouncerIniOptions,
   pgbouncerIni,
+  poolerBootstrapCommand,
   poolerBootstrapSql,
   poolerUserlist,
 } from "../../components/postgres/pgbouncer-content";
@@ -161,22 +162,19 @@ export async function applyPoolerBootstrap(c: {
     const pw = path.join(dir, "pooler-auth-password");
     fs.writeFileSync(sql, poolerBootstrapSql());
     fs.writeFileSync(pw, c.authPassword, { mode: 0o600 });
-    return await execFileP(
-      `${PG_BIN}/psql`,
-      [
-        "-X",
-        "-q",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        String(c.port),
-        "-U",
-        "postgres",
-        "-d",
-        c.database,
-      ].concat(["-v", `pooler_password_file=${pw}`, "-f", sql]),
-      { env: { ...process.env, PGPASSWORD: c.superuserPassword }, timeout: 30_000 },
-    );
+    // The bootstrap Job's very command, connection from the same PG* variables.
+    const [cmd, ...args] = poolerBootstrapCommand(sql, pw);
+    return await execFileP(`${PG_BIN}/${cmd}`, args, {
+      env: {
+        ...process.env,
+        PGHOST: "127.0.0.1",
+        PGPORT: String(c.port),
+        PGUSER: "postgres",
+        PGDATABASE: c.database,
+        PGPASSWORD: c.superuserPassword,
+      },
+      timeout: 30_000,
+    });
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -215,13 +215,22 @@ describe("rendered PgBouncer", () => {
     assert.ok(job, "bootstrap Job");
     const pod = job.spec.template;
     const c = pod.spec.containers[0];
-    assert.deepEqual(c.command.slice(0, 1), ["psql"]);
-    assert.deepEqual(c.args, [
+    assert.deepEqual(c.command, [
+      "psql",
+      "-X",
+      "-q",
+      "-v",
+      "ON_ERROR_STOP=1",
       "-v",
       "pooler_password_file=/secrets/pooler/auth-password",
       "-f",
       "/sql/pooler.sql",
     ]);
+    // The mounted files are where the command reads them.
+    const mounts = Object.fromEntries(c.volumeMounts.map((m: Any) => [m.name, m.mountPath]));
+    assert.deepEqual(mounts, { sql: "/sql", pooler: "/secrets/pooler" });
+    const vol = pod.spec.volumes.find((v: Any) => v.name === "pooler").secret;
+    assert.deepEqual(vol.items, [{ key: "auth-password", path: "auth-password" }]);
     const env = Object.fromEntries(c.env.map((e: Any) => [e.name, e.value ?? e.valueFrom]));
     assert.equal(env.PGHOST, "postgresql.stock-analysis.svc.cluster.local");
     assert.equal(env.PGDATABASE, "stock_analysis");
