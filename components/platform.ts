@@ -12,6 +12,8 @@ import { PlatformIngress } from "./ingress/platform-ingress";
 import { NetworkPeer, PART_OF, SecretKeyRef } from "./lib/k8s";
 import { redisTier } from "./redis/tier";
 import { Monitoring } from "./monitoring/monitoring";
+import { PgBouncer } from "./postgres/pgbouncer";
+import { POOLER_PORT } from "./postgres/pgbouncer-content";
 import { PostgresCluster } from "./postgres/postgres-cluster";
 
 /** Stable names the manual's runbooks use. */
@@ -115,8 +117,13 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     namespace: cfg.ingress.controllerNamespace,
     ports: [port],
   });
+  // With the pooler on, the apps reach PostgreSQL only through it.
+  const pooled = cfg.postgres.pooler.enabled;
+  const poolerName = "postgresql-pooler";
   const dataStores: NetworkPeer[] = [
-    { podLabels: { app: "postgresql" }, ports: [5432] },
+    pooled
+      ? { podLabels: { app: poolerName }, ports: [POOLER_PORT] }
+      : { podLabels: { app: "postgresql" }, ports: [5432] },
     { podLabels: { app: "redis" }, ports: [6379] },
     { podLabels: { app: "redis-broker" }, ports: [6379, 26379] },
   ];
@@ -145,24 +152,53 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
       ? { secretName: redis.broker.celerySecretName, key: redis.broker.celeryUrlKey }
       : undefined;
 
+  const appClients: NetworkPeer[] = [
+    { podLabels: { app: NAMES.api }, ports: [] },
+    { podLabels: { app: NAMES.celery }, ports: [] },
+  ];
+  // The member image (Patroni + pgBackRest); the pooler's bootstrap Job runs its psql too.
+  const pgImage = imageFor(
+    target,
+    "postgres",
+    cfg.postgres.image,
+    cfg.postgres.build,
+    cfg.registry,
+    registryPassword,
+  );
   const postgres = new PostgresCluster("postgres", {
     ...placement,
     instance: stack,
     config: cfg.postgres,
-    image: imageFor(
-      target,
-      "postgres",
-      cfg.postgres.image,
-      cfg.postgres.build,
-      cfg.registry,
-      registryPassword,
-    ),
-    clients: [
-      { podLabels: { app: NAMES.api }, ports: [] },
-      { podLabels: { app: NAMES.celery }, ports: [] },
-    ],
+    image: pgImage,
+    clients: pooled ? [{ podLabels: { app: poolerName }, ports: [] }] : appClients,
     scrapers: [prometheus],
   });
+  const pooler = pooled
+    ? new PgBouncer("pooler", {
+        ...placement,
+        name: poolerName,
+        instance: stack,
+        config: cfg.postgres.pooler,
+        serverHost: postgres.dnsName,
+        serverPodLabels: { app: "postgresql" },
+        app: postgres.app,
+        clients: appClients,
+        scrapers: [prometheus],
+        // Prepares the database (role + lookup function) also when it predates the pooler.
+        bootstrap: {
+          image: pgImage,
+          uid: 999,
+          superuserPassword: { secretName: postgres.passwordSecretName, key: "superuser-password" },
+          // The labels PostgreSQL's NetworkPolicies admit for its database Jobs.
+          podLabels: {
+            "app.kubernetes.io/component": "database-jobs",
+            "app.kubernetes.io/part-of": PART_OF,
+          },
+        },
+      })
+    : undefined;
+  // DATABASE_URL of the API and Celery: through PgBouncer when it is enabled.
+  const databaseUrl = pooler?.databaseUrl ?? postgres.databaseUrl;
 
   const api = new WebService("api", {
     ...placement,
@@ -175,7 +211,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     secretEnv: {
       SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" },
       ...redis.env,
-      DATABASE_URL: postgres.databaseUrl,
+      DATABASE_URL: databaseUrl,
     },
     network: {
       ingressFrom: [fromIngress(cfg.api.port), { ...prometheus, ports: [cfg.api.port] }],
@@ -220,7 +256,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
       registryPassword,
     ),
     imagePullSecrets,
-    secretEnv: { ...redis.env, DATABASE_URL: postgres.databaseUrl },
+    secretEnv: { ...redis.env, DATABASE_URL: databaseUrl },
     network: { egressTo: dataStores },
   });
 
@@ -299,7 +335,8 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     celeryBrokerSecret: redis.broker.celerySecretName,
     databaseHost: postgres.dnsName,
     databaseReadHost: postgres.readDnsName,
-    databaseUrlSecret: postgres.databaseUrl.secretName,
+    databasePoolerHost: pooler?.dnsName,
+    databaseUrlSecret: databaseUrl.secretName,
     publicUrl: ingress?.url,
   };
 }

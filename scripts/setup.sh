@@ -2,7 +2,7 @@
 # Installs what the repo needs, skipping whatever is already in place (fast when warm).
 #   scripts/setup.sh          npm packages (root project and policy pack)
 #   scripts/setup.sh --tools  also the Debian packages the real-daemon tests run:
-#                             PostgreSQL 15, Patroni 3.0, Redis 7, promtool, amtool, shellcheck; and
+#                             PostgreSQL 15, Patroni 3.0, PgBouncer, Redis 7, promtool, amtool, shellcheck; and
 #                             kombu/redis-py from PyPI for the Celery broker test; and the
 #                             simulated Kubernetes cluster (scripts/cluster-sim/build.sh: built
 #                             from Go modules once, ~16 min cold, then copied from the cache)
@@ -42,6 +42,8 @@ if [ "${1:-}" = "--tools" ]; then
   command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
   command -v prometheus-postgres-exporter >/dev/null || missing+=(prometheus-postgres-exporter)
   command -v prometheus-redis-exporter >/dev/null || missing+=(prometheus-redis-exporter)
+  # PgBouncer (test/postgres/pgbouncer.test.ts runs it on the rendered ini).
+  [ -x /usr/sbin/pgbouncer ] || missing+=(pgbouncer)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   command -v zstd >/dev/null || missing+=(zstd)
   command -v pigz >/dev/null || missing+=(pigz)
@@ -64,7 +66,7 @@ if [ "${1:-}" = "--tools" ]; then
   bash scripts/cluster-sim/build.sh
   # Debian starts the packaged services on install; tests run their own on random ports.
   for svc in postgresql patroni redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
-    prometheus-postgres-exporter prometheus-redis-exporter; do
+    prometheus-postgres-exporter prometheus-redis-exporter pgbouncer; do
     if command -v service >/dev/null; then service "$svc" stop >/dev/null 2>&1 || true; fi
   done
 fi

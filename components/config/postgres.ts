@@ -58,6 +58,116 @@ export const failoverSchema = z
  * PostgreSQL 15 run by Patroni (statefulset/postgresql): one leader plus `replicas - 1` streaming
  * replicas, automatic failover through the Kubernetes API, leader lock in ConfigMaps.
  */
+/**
+ * PgBouncer in front of the read-write Service (Deployment `postgresql-pooler`). The API and
+ * Celery connect through it; each pooler pod keeps at most defaultPoolSize + reservePoolSize
+ * (+1 for its auth_query lookups) server connections to the primary, whatever the number of
+ * app pods.
+ */
+export const postgresPoolerSchema = z
+  .strictObject({
+    /** Route the API's and Celery's DATABASE_URL through PgBouncer (false: straight to `postgresql`). */
+    enabled: z.boolean().default(true),
+    /** Pooler pods; prod runs at least 2 (a PDB keeps one up through a node drain). */
+    replicas: z.number().int().min(1).max(10).default(1),
+    /**
+     * Only `transaction` is supported: a server connection is held for one transaction, which is
+     * what makes many app pods share a small pool. Session-level state (SET, advisory locks,
+     * LISTEN, WITH HOLD cursors) does not survive between transactions.
+     */
+    poolMode: z.literal("transaction").default("transaction"),
+    /** Server connections per pooler pod for the app database (`default_pool_size`). */
+    defaultPoolSize: z.number().int().min(1).max(500).default(20),
+    /** Server connections each pod keeps open even when idle (`min_pool_size`). */
+    minPoolSize: z.number().int().min(0).max(500).default(2),
+    /** Extra server connections a pod may open when clients wait longer than 3 s (`reserve_pool_size`). */
+    reservePoolSize: z.number().int().min(0).max(100).default(5),
+    /** Client connections each pooler pod accepts (`max_client_conn`); they cost ~2 KiB each. */
+    maxClientConn: z.number().int().min(10).max(100000).default(1000),
+    /** Seconds after which a server connection is closed and reopened (`server_lifetime`). */
+    serverLifetimeSeconds: z.number().int().min(60).default(3600),
+    /** Seconds an idle server connection is kept (`server_idle_timeout`). */
+    serverIdleTimeoutSeconds: z.number().int().min(10).default(600),
+    /** A client waiting this long for a server connection gets an error (`query_wait_timeout`). */
+    queryWaitTimeoutSeconds: z.number().int().min(1).default(30),
+    image: pinnedImage.default("edoburu/pgbouncer:v1.23.1-p3"),
+    exporterImage: pinnedImage.default("quay.io/prometheuscommunity/pgbouncer-exporter:v0.9.0"),
+    resources: resourcesSchema.default({
+      requests: { cpu: "20m", memory: "32Mi" },
+      limits: { memory: "64Mi" },
+    }),
+    exporterResources: resourcesSchema.default({
+      requests: { cpu: "10m", memory: "16Mi" },
+      limits: { memory: "32Mi" },
+    }),
+  })
+  .superRefine((p, ctx) => {
+    if (p.minPoolSize > p.defaultPoolSize) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["minPoolSize"],
+        message: `must not exceed defaultPoolSize (${p.defaultPoolSize})`,
+      });
+    }
+  });
+export type PostgresPoolerConfig = z.output<typeof postgresPoolerSchema>;
+
+/** `superuser_reserved_connections` (PostgreSQL's default, not overridden). */
+export const SUPERUSER_RESERVED_CONNECTIONS = 3;
+/** Patroni on the primary: its HA-loop connection, REST health checks, a rejoining pg_rewind. */
+export const PATRONI_CONNECTIONS = 3;
+/** postgres_exporter beside the primary (one connection). */
+export const EXPORTER_CONNECTIONS = 1;
+/** A rolling update of the pooler Deployment starts one new pod before stopping an old one. */
+export const POOLER_ROLLOUT_SURGE = 1;
+
+/** How the primary's `max_connections` is shared out; see {@link poolerConnectionBudget}. */
+export interface ConnectionBudget {
+  /** Server connections the pooler pods may open at worst (rollout surge included). */
+  poolerNeeds: number;
+  /** Connections per pooler pod: pool + reserve + 1 auth_query connection (`max_db_connections`). */
+  perPod: number;
+  /** Connections kept for everything else (superusers, Patroni, exporter, backup jobs). */
+  reserved: number;
+  /** maxConnections - reserved: what the pooler may use. */
+  available: number;
+  /** The reserved part, item by item. */
+  reservedFor: { superuser: number; patroni: number; exporter: number; backupJobs: number };
+}
+
+/**
+ * The connection budget of the primary:
+ *   (pooler.replicas + 1 surge) × (defaultPoolSize + reservePoolSize + 1 auth_query)
+ *     <= maxConnections − (superuser_reserved_connections 3 + Patroni 3 + exporter 1
+ *                          + backup jobs 3 × (backup.jobs + 1) when backups are enabled)
+ * The backup, verify and maintenance CronJobs may overlap and each opens up to jobs + 1
+ * connections. Streaming replicas and pg_basebackup use walsender slots, which count against
+ * max_wal_senders, not max_connections (PostgreSQL >= 12), so replicas need no share here.
+ * App pods never connect directly while the pooler is enabled, so their number does not count.
+ */
+export function poolerConnectionBudget(p: {
+  maxConnections: number;
+  backup: { enabled: boolean; jobs: number };
+  pooler: Pick<PostgresPoolerConfig, "replicas" | "defaultPoolSize" | "reservePoolSize">;
+}): ConnectionBudget {
+  const perPod = p.pooler.defaultPoolSize + p.pooler.reservePoolSize + 1;
+  const reservedFor = {
+    superuser: SUPERUSER_RESERVED_CONNECTIONS,
+    patroni: PATRONI_CONNECTIONS,
+    exporter: EXPORTER_CONNECTIONS,
+    backupJobs: p.backup.enabled ? 3 * (p.backup.jobs + 1) : 0,
+  };
+  const reserved = Object.values(reservedFor).reduce((a, b) => a + b, 0);
+  return {
+    poolerNeeds: (p.pooler.replicas + POOLER_ROLLOUT_SURGE) * perPod,
+    perPod,
+    reserved,
+    available: p.maxConnections - reserved,
+    reservedFor,
+  };
+}
+
+/** PostgreSQL 15: one primary plus `replicas - 1` streaming replicas (statefulset/postgresql). */
 export const postgresSchema = z
   .strictObject({
     /**
@@ -106,6 +216,7 @@ export const postgresSchema = z
     }),
     storage: storageSchema("5Gi").prefault({}),
     backup: postgresBackupSchema.prefault({}),
+    pooler: postgresPoolerSchema.prefault({}),
   })
   .superRefine((p, ctx) => {
     if (p.primary >= p.replicas) {
@@ -121,6 +232,25 @@ export const postgresSchema = z
         path: ["synchronous"],
         message: "needs at least one replica (replicas >= 2): commits would wait forever",
       });
+    }
+    if (p.pooler.enabled) {
+      const b = poolerConnectionBudget(p);
+      if (b.poolerNeeds > b.available) {
+        const r = b.reservedFor;
+        ctx.addIssue({
+          code: "custom",
+          path: ["pooler"],
+          message:
+            `pooler server connections do not fit max_connections: ` +
+            `(pooler.replicas ${p.pooler.replicas} + ${POOLER_ROLLOUT_SURGE} rollout surge) × ` +
+            `(pooler.defaultPoolSize ${p.pooler.defaultPoolSize} + pooler.reservePoolSize ` +
+            `${p.pooler.reservePoolSize} + 1 auth_query) = ${b.poolerNeeds} > maxConnections ` +
+            `${p.maxConnections} − ${b.reserved} reserved (${r.superuser} superuser_reserved_connections ` +
+            `+ ${r.patroni} Patroni + ${r.exporter} exporter + ${r.backupJobs} backup jobs at ` +
+            `backup.jobs ${p.backup.jobs}) = ${b.available}: lower pooler.replicas, ` +
+            `pooler.defaultPoolSize or pooler.reservePoolSize, or raise maxConnections`,
+        });
+      }
     }
   });
 export type PostgresConfig = z.output<typeof postgresSchema>;

@@ -69,6 +69,8 @@ export class PostgresCluster extends pulumi.ComponentResource {
   public readonly databaseUrl: SecretKeyRef;
   /** Secret with the superuser, replication, app and monitoring passwords. */
   public readonly passwordSecretName: pulumi.Output<string>;
+  /** The app role's login (database, user, secret password) for URLs built elsewhere (PgBouncer). */
+  public readonly app: { database: string; user: string; password: pulumi.Output<string> };
 
   constructor(name: string, args: PostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:postgres:PostgresCluster", name, {}, opts);
@@ -220,6 +222,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
     this.readDnsName = pulumi.interpolate`${read.metadata.name}.${ns}.svc.cluster.local`;
     this.databaseUrl = { secretName: databaseUrlSecret.metadata.name, key: "DATABASE_URL" };
     this.passwordSecretName = passwordSecret.metadata.name;
+    this.app = { database: APP_DB, user: APP_USER, password: passwords[PASSWORD_KEYS.app] };
     this.registerOutputs({
       serviceName: this.serviceName,
       dnsName: this.dnsName,

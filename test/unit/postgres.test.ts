@@ -183,14 +183,15 @@ describe("prod: PostgresCluster", () => {
     assert.equal(envOf(cronContainer("prod", "postgresql-restore")).RESTORE_MODE, "replace");
   });
 
-  it("gives API and Celery DATABASE_URL from the postgresql-app Secret", () => {
+  it("keeps the direct DATABASE_URL in Secret postgresql-app (API and Celery use the pooler's)", () => {
     for (const d of ["stock-analysis-api", "stock-analysis-celery"]) {
       const c = (find(stacks.prod.objects, "Deployment", d).spec as Any).template.spec
         .containers[0];
       assert.deepEqual(envOf(c).DATABASE_URL, {
-        secretKeyRef: { name: "postgresql-app", key: "DATABASE_URL" },
+        secretKeyRef: { name: "postgresql-pooler-app", key: "DATABASE_URL" },
       });
     }
+    assert.ok(find(stacks.prod.objects, "Secret", "postgresql-app"));
     const secret = stacks.prod.resources.find(
       (r) => r.type === "kubernetes:core/v1:Secret" && r.name === "postgresql-database-url",
     )!;
@@ -205,7 +206,7 @@ describe("prod: PostgresCluster", () => {
       );
   });
 
-  it("lets only members, API, Celery and the database jobs reach 5432; the REST API only members and control Jobs", () => {
+  it("lets only members, the pooler and the database jobs reach 5432; the REST API only members and control Jobs", () => {
     const np = find(stacks.prod.objects, "NetworkPolicy", "postgresql-allow").spec as Any;
     const from = (port: number) =>
       np.ingress
@@ -217,8 +218,7 @@ describe("prod: PostgresCluster", () => {
         "app.kubernetes.io/component": "database-jobs",
         "app.kubernetes.io/part-of": "stock-analysis",
       },
-      { app: "stock-analysis-api" },
-      { app: "stock-analysis-celery" },
+      { app: "postgresql-pooler" },
     ]);
     assert.deepEqual(from(8008), [
       { app: "postgresql", "cluster-name": "postgresql" },

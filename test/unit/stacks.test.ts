@@ -159,8 +159,11 @@ describe("both stacks", () => {
           "kubernetes.io/metadata.name": "ingress-nginx",
         });
         assert.deepEqual(api.ingress[1].from[0].podSelector.matchLabels, { app: "prometheus" });
+        // The API reaches PostgreSQL through PgBouncer only.
         assert.ok(
-          api.egress.some((r: Any) => r.to[0].podSelector?.matchLabels?.app === "postgresql"),
+          api.egress.some(
+            (r: Any) => r.to[0].podSelector?.matchLabels?.app === "postgresql-pooler",
+          ),
         );
         const celery = find(stacks[stack].objects, "NetworkPolicy", "stock-analysis-celery-allow")
           .spec as Any;
