@@ -167,7 +167,7 @@ describe("scripts/pg-failover (patronictl wrapper)", () => {
 
   it("rejects an ordinal outside the StatefulSet and bad usage, touching nothing", async () => {
     for (const args of [["3"], ["switchover", "5"]]) {
-      const r = await run(args, {});
+      const r = await run([...args, "--stack", "dev"], {});
       assert.equal(r.code, 2, args.join(" "));
       assert.match(r.stderr, /has 3 members; no ordinal/);
       assert.ok(!r.calls.some((c) => c.includes("exec")));

@@ -297,7 +297,9 @@ describe("image builds and TLS variants", () => {
     const built = await render("dev", {
       api: { image: "registry.example.com/stock-analysis:2.1.0", build: { context: "./app" } },
     });
-    const image = built.resources.find((x) => x.type === "docker:index/image:Image");
+    const image = built.resources.find(
+      (x) => x.type === "docker:index/image:Image" && x.name === "api-image",
+    );
     assert.ok(image, "no docker Image resource");
     assert.equal(image.inputs.imageName, "registry.example.com/stock-analysis:2.1.0");
     assert.equal((image.inputs.build as Any).context, "./app");
