@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError, loadConfig, requireNotifiedAlerts } from "../../components/config/load";
@@ -131,5 +132,17 @@ describe("alerts must reach people", () => {
     assert.match(line ?? "", /UNNOTIFIED on dev/);
     assert.match(line ?? "", /warning alerts reach no one.*set alertSlackWebhookUrl/);
     assert.match(line ?? "", /critical alerts page no one.*set alertPagerWebhookUrl/);
+  });
+});
+
+describe("placeholder secrets are the same everywhere the harness sets them", () => {
+  it(".ci/run, the PR workflow and scripts/test.sh export PLACEHOLDER_ALERT_SECRETS", () => {
+    for (const file of [".ci/run", ".github/workflows/pr.yml", "scripts/test.sh"]) {
+      const text = readFileSync(path.join(ROOT, file), "utf8");
+      const json = /'(\{"alert[^']*\})'/.exec(text)?.[1];
+      assert.ok(json, `${file} sets no placeholder secrets`);
+      assert.deepEqual(JSON.parse(json), PLACEHOLDER_ALERT_SECRETS, file);
+      assert.ok(text.includes(OFFLINE_SECRETS_ENV), file);
+    }
   });
 });
