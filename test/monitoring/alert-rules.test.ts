@@ -20,7 +20,7 @@ import {
 } from "../../components/monitoring/alert-rules";
 import { knownMetricNames } from "../../components/monitoring/catalogue";
 import { metricNames } from "../helpers/monitoring-promql";
-import { run, tempDir } from "../helpers/monitoring-daemons";
+import { run, tempDir, tool } from "../helpers/monitoring-daemons";
 import { RULE_OPTIONS, writeRules } from "../helpers/monitoring-fixtures";
 
 type Op = ">" | "<" | ">=" | "==";
@@ -818,7 +818,7 @@ function writeCases(dir: string, rulesFile: string): CaseFile[] {
 
 /** Runs promtool over all case files; returns the names of failing ones (and the raw output). */
 function runCases(dir: string, cases: CaseFile[]) {
-  const r = run("promtool", ["test", "rules", ...cases.map((c) => c.name)], { cwd: dir });
+  const r = run(tool("promtool"), ["test", "rules", ...cases.map((c) => c.name)], { cwd: dir });
   // Failures are reported on stderr as "name: <test name>," and every test is named after its file.
   const failed = new Set([...r.output.matchAll(/^\s+name: (\S+),$/gm)].map((m) => m[1]));
   return { ...r, failed };
@@ -869,7 +869,7 @@ describe("alert rules (promtool)", () => {
 
   test("promtool check rules accepts the shipped rule file (annotations included)", () => {
     const file = writeRules(dir);
-    const r = run("promtool", ["check", "rules", file]);
+    const r = run(tool("promtool"), ["check", "rules", file]);
     assert.equal(r.status, 0, r.output);
     assert.match(r.output, /SUCCESS: \d+ rules found/);
   });
@@ -988,7 +988,7 @@ describe("alert rules (promtool)", () => {
         })),
       }),
     );
-    const r = run("promtool", ["test", "rules", "never.test.yml"], { cwd: dir });
+    const r = run(tool("promtool"), ["test", "rules", "never.test.yml"], { cwd: dir });
     assert.equal(r.status, 0, r.output);
   });
 
@@ -1021,7 +1021,7 @@ describe("alert rules (promtool)", () => {
         ],
       }),
     );
-    const r = run("promtool", ["test", "rules", `${name}.test.yml`], { cwd: dir });
+    const r = run(tool("promtool"), ["test", "rules", `${name}.test.yml`], { cwd: dir });
     assert.equal(r.status, 0, r.output);
   }
 
@@ -1091,7 +1091,7 @@ describe("alert rules (promtool)", () => {
         ],
       }),
     );
-    const r = run("promtool", ["test", "rules", "recorded.test.yml"], { cwd: dir });
+    const r = run(tool("promtool"), ["test", "rules", "recorded.test.yml"], { cwd: dir });
     assert.equal(r.status, 0, r.output);
   });
 
