@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { PREFLIGHT_ENV, clusterPreflight } from "./components/cluster/preflight";
-import { loadConfig } from "./components/config/load";
+import { loadConfig, requireNotifiedAlerts } from "./components/config/load";
 import { buildPlatform } from "./components/platform";
 
 // isConfigSecret is internal to the SDK's runtime but is how it tracks `--secret` keys.
@@ -8,8 +8,9 @@ const runtime = pulumi.runtime as unknown as { isConfigSecret?: (k: string) => b
 const raw = pulumi.runtime.allConfig();
 const secretKeys = Object.keys(raw).filter((k) => runtime.isConfigSecret?.(k) ?? false);
 
-// Validation runs before any resource is registered: bad config fails with one message.
-const config = loadConfig(raw, secretKeys);
+// Validation runs before any resource is registered: bad config fails with one message, and so
+// does a stack whose alerts would reach no one.
+const config = requireNotifiedAlerts(loadConfig(raw, secretKeys));
 
 // An async entrypoint: what an existing cluster lacks is reported before anything is registered.
 export = async () => {

@@ -10,14 +10,19 @@ import { WHAT_IF_OPTIONS, WHAT_IF_USAGE, parseCommandLine, runMain } from "./lib
 import { configOverrides } from "./lib/config-set";
 import { kubernetesObjects, redact, renderStack } from "./lib/render-stack";
 import { schemaErrors } from "./lib/validate-schema";
-import { formatSummary } from "./lib/summary";
+import { formatAlerting, formatSummary } from "./lib/summary";
+import { parseSecretArgs } from "./lib/offline-secrets";
+import { loadConfig } from "../components/config/load";
 
-const USAGE = `usage: npm run render -- [--stack dev|prod] [--out DIR] [--json] [--set KEY.PATH=VALUE ...]
+const USAGE = `usage: npm run render -- [--stack dev|prod] [--out DIR] [--json] [--set KEY.PATH=VALUE ...] [--secret KEY=VALUE ...]
 Renders the stack offline under Pulumi mocks (no CLI, no cluster), prints a summary and validates
 every object against the Kubernetes OpenAPI schema. Exit 0 valid, 1 schema errors, 2 bad input.
   --stack NAME           the stack file Pulumi.NAME.yaml (default dev)
   --out DIR              write one YAML file per object, named in apply order
   --json                 print resources, objects (Secrets redacted) and outputs as JSON
+  --secret KEY=VALUE     a secret top-level key, as \`pulumi config set --secret KEY VALUE\` would set
+                         it (also: env STOCK_ANALYSIS_SECRETS='{"KEY":"VALUE"}'); the stack
+                         file's own encrypted value wins
 ${WHAT_IF_USAGE}`;
 
 async function main(): Promise<number> {
@@ -25,11 +30,12 @@ async function main(): Promise<number> {
     stack: { type: "string", default: "dev" },
     out: { type: "string" },
     json: { type: "boolean", default: false },
+    secret: { type: "string", multiple: true, default: [] as string[] },
     ...WHAT_IF_OPTIONS,
   });
   const stack = values.stack!;
   const overrides = configOverrides(stack, values.set ?? [], values.replace ?? []);
-  const rendered = await renderStack(stack, overrides);
+  const rendered = await renderStack(stack, overrides, parseSecretArgs(values.secret ?? []));
   const objects = kubernetesObjects(rendered.resources).map(redact);
   if (values.json) {
     // Wait for the flush: process.exit() would cut a large write to a pipe short.
@@ -48,6 +54,9 @@ async function main(): Promise<number> {
     process.stdout.write(`Wrote ${objects.length} objects to ${dir}\n\n`);
   }
   process.stdout.write(`${formatSummary(stack, objects)}\n`);
+  process.stdout.write(
+    `\n${formatAlerting(loadConfig(rendered.config, rendered.secretKeys), stack)}\n`,
+  );
   process.stdout.write(`\nStack outputs:\n${stringify(rendered.outputs)}`);
   let invalid = 0;
   for (const o of objects) {

@@ -2,10 +2,12 @@
 # Installs what the repo needs, skipping whatever is already in place (fast when warm).
 #   scripts/setup.sh          npm packages (root project and policy pack)
 #   scripts/setup.sh --tools  also the Debian packages the real-daemon tests run:
-#                             PostgreSQL 15, Patroni 3.0, PgBouncer, Redis 7, promtool, amtool, shellcheck; and
+#                             PostgreSQL 15, Patroni 3.0, PgBouncer, pgBackRest, Redis 7, the exporters, shellcheck; and
 #                             kombu/redis-py from PyPI for the Celery broker test; and the
 #                             simulated Kubernetes cluster (scripts/cluster-sim/build.sh: built
-#                             from Go modules once, ~16 min cold, then copied from the cache)
+#                             from Go modules once, ~16 min cold, then copied from the cache); and
+#                             promtool, prometheus, amtool, alertmanager at the shipped images'
+#                             versions (scripts/prometheus-tools.sh: built once, then copied)
 set -euo pipefail
 # shellcheck source=scripts/lib/help.sh
 . "$(dirname "$0")/lib/help.sh"
@@ -36,8 +38,6 @@ if [ "${1:-}" = "--tools" ]; then
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
   command -v redis-cli >/dev/null || missing+=(redis-tools)
-  command -v promtool >/dev/null || missing+=(prometheus)
-  command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
   # Real exporters the monitoring tests scrape to check the metric catalogue.
   command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
   command -v prometheus-postgres-exporter >/dev/null || missing+=(prometheus-postgres-exporter)
@@ -64,6 +64,8 @@ if [ "${1:-}" = "--tools" ]; then
     python3 -m pip install --quiet --disable-pip-version-check -r test/redis/requirements.txt
   fi
   bash scripts/cluster-sim/build.sh
+  # The monitoring tests run these, not Debian's older promtool/amtool (which lack Kubernetes SD).
+  bash scripts/prometheus-tools.sh
   # Debian starts the packaged services on install; tests run their own on random ports.
   for svc in postgresql patroni redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
     prometheus-postgres-exporter prometheus-redis-exporter pgbouncer; do

@@ -18,6 +18,11 @@ set -euo pipefail
 help_if_asked "$@"
 cd "$(dirname "$0")/.."
 root=$PWD
+# Prod's stack file holds no operator secrets and a stack whose alerts reach no one does not
+# render: tests that run render/policy/diff for prod get placeholder endpoints (README "Deploying
+# prod"; scripts/lib/offline-secrets.ts). A test that needs them absent sets its own environment.
+placeholder_secrets='{"alertSlackWebhookUrl":"https://slack.alerts.invalid/services/placeholder","alertPagerWebhookUrl":"https://pager.alerts.invalid/events/placeholder"}'
+export STOCK_ANALYSIS_SECRETS=${STOCK_ANALYSIS_SECRETS-$placeholder_secrets}
 
 dirs=()
 node_opts=()

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { PlatformConfig, platformSchema, secretConfigKeys } from "./schema";
+import { unnotifiedSeverities } from "./monitoring";
 import { isSecretValue, SecretValue } from "./validators";
 
 export const PROJECT = "stock-analysis";
@@ -116,4 +117,31 @@ export function loadConfig(
     throw new ConfigError(result.error.issues.flatMap((i) => describeIssue(i, input)));
   }
   return result.data;
+}
+
+/**
+ * What a deployable stack needs beyond the schema: every alert severity reaches a person. Run by
+ * the program right after loadConfig (unit tests of single keys load partial configs without it).
+ * Throws one ConfigError naming every secret key to set; a kind cluster may waive it with
+ * `monitoring.alerting.allowUnnotified` (the render summary then lists what is unnotified).
+ */
+export function requireNotifiedAlerts(config: PlatformConfig): PlatformConfig {
+  const missing = unnotifiedSeverities(config);
+  if (missing.length === 0) return config;
+  if (config.monitoring.alerting.allowUnnotified) {
+    if (config.cluster.mode === "kind") return config;
+    throw new ConfigError([
+      `${PROJECT}:monitoring.alerting.allowUnnotified = true: only a kind (laptop) cluster may leave a severity unnotified (cluster.mode is "${config.cluster.mode}"); set ${missing
+        .map((m) => `\`pulumi config set --secret ${m.secretKey} <url>\``)
+        .join(" and ")}`,
+    ]);
+  }
+  const keys = missing.map((m) => m.secretKey);
+  throw new ConfigError([
+    `${keys.map((k) => `${PROJECT}:${k}`).join(", ")} = (unset): ${missing
+      .map((m) => m.problem)
+      .join("; ")}; set ${keys
+      .map((k) => `\`pulumi config set --secret ${k} <url>\``)
+      .join(" and ")} (an offline render takes --secret KEY=VALUE or STOCK_ANALYSIS_SECRETS)`,
+  ]);
 }

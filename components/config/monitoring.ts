@@ -108,6 +108,13 @@ export const monitoringSchema = z.strictObject({
       smtpUsername: z.string().min(1).optional(),
       /** Mailbox for alerts that no team owns. */
       defaultEmail: z.email().default("ops@company.com"),
+      /**
+       * Let a severity reach no one: warnings without `alertSlackWebhookUrl` (their only channel),
+       * critical alerts without `alertPagerWebhookUrl` (nobody is paged). Accepted only with
+       * cluster.mode "kind" (a laptop stack nobody is on call for), where the render summary says
+       * which severity is unnotified; every other stack must set the secrets. Default: false.
+       */
+      allowUnnotified: z.boolean().default(false),
       teams: z.strictObject({ backend: teamSchema, dba: teamSchema, devops: teamSchema }).default({
         backend: { email: "dev@company.com", slackChannel: "#backend-alerts" },
         dba: { email: "dba@company.com", slackChannel: "#dba-alerts" },
@@ -117,6 +124,41 @@ export const monitoringSchema = z.strictObject({
     .prefault({}),
 });
 export type MonitoringConfig = z.output<typeof monitoringSchema>;
+
+/** A severity whose route reaches no one, and the secret key that would make it reach someone. */
+export interface UnnotifiedSeverity {
+  readonly severity: "warning" | "critical";
+  readonly secretKey: keyof typeof alertSecretSchemas;
+  /** What goes wrong, in a few words, for messages and the render summary. */
+  readonly problem: string;
+}
+
+/**
+ * Severities that would notify no one with these endpoints (components/monitoring/
+ * alertmanager-config.ts routes them): team warning receivers notify only through Slack, and
+ * critical alerts page only through the pager webhook (team email alone wakes no one).
+ */
+export function unnotifiedSeverities(c: {
+  monitoring: { enabled: boolean };
+  alertSlackWebhookUrl?: unknown;
+  alertPagerWebhookUrl?: unknown;
+}): UnnotifiedSeverity[] {
+  if (!c.monitoring.enabled) return [];
+  const out: UnnotifiedSeverity[] = [];
+  if (c.alertSlackWebhookUrl === undefined)
+    out.push({
+      severity: "warning",
+      secretKey: "alertSlackWebhookUrl",
+      problem: "warning alerts reach no one (Slack is the team warning receivers' only channel)",
+    });
+  if (c.alertPagerWebhookUrl === undefined)
+    out.push({
+      severity: "critical",
+      secretKey: "alertPagerWebhookUrl",
+      problem: "critical alerts page no one (team email alone wakes nobody)",
+    });
+  return out;
+}
 
 /** Secret top-level keys holding notification endpoints (`pulumi config set --secret …`). */
 export const alertSecretSchemas = {

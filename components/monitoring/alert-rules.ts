@@ -52,9 +52,22 @@ export interface AlertRuleOptions {
   readonly backupCronJobPattern?: string;
 }
 
+/** App label of the Celery broker's pods (components/redis/redis-broker.ts, `noeviction`). */
+const BROKER_APP = "redis-broker";
+/** App label of the Redis Cluster cache's pods (components/redis/redis-cluster.ts, `allkeys-lru`). */
+const CACHE_APP = "redis";
+
 const GIB = 1024 * 1024 * 1024;
 /** Replication lag in WAL bytes that warrants a look (a replica this far behind serves stale reads). */
 const REPLICATION_LAG_BYTES = GIB / 8;
+/** The manual's API error-rate objective: under 1 % of requests. */
+const MAX_ERROR_RATIO = 0.01;
+/** Requests/s a service needs before its error ratio means something (5 min: 300 requests). */
+const MIN_REQUEST_RATE = 1;
+/** Cache lookups/s below which its hit ratio is not judged. */
+const MIN_CACHE_LOOKUP_RATE = 1;
+/** Hit ratio under which an evicting cache is too small for its working set. */
+const MIN_CACHE_HIT_RATIO = 0.5;
 /** 26 h: a daily backup plus two hours of slack. */
 const BACKUP_MAX_AGE_SECONDS = 26 * 3600;
 
@@ -85,13 +98,17 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
       rules: [
         {
           alert: "HighErrorRate",
-          expr: 'sum by (namespace, app) (rate(http_requests_total{status=~"5.."}[5m])) > 0.05',
+          // The manual's SLO (API error rate < 1 %) as a ratio per service; below the minimum
+          // request rate a handful of errors is not a rate (the denominator is dropped there).
+          expr:
+            `sum by (namespace, app) (rate(http_requests_total{status=~"5.."}[5m])) / ` +
+            `(sum by (namespace, app) (rate(http_requests_total[5m])) >= ${MIN_REQUEST_RATE}) > ${MAX_ERROR_RATIO}`,
           for: "5m",
           severity: "critical",
           team: "backend",
           summary: "High error rate detected",
           description:
-            "{{ $labels.app }} answers {{ $value }} 5xx responses/s over the last 5 minutes",
+            "{{ $value | humanizePercentage }} of the requests to {{ $labels.app }} failed with 5xx over the last 5 minutes",
           runbookAnchor: "higherrorrate",
         },
         {
@@ -118,13 +135,18 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
         },
         {
           alert: "RedisMemoryHigh",
+          // The broker only: it runs `noeviction`, so a full broker refuses new tasks. The LRU
+          // cache sits at maxmemory by design (RedisCacheEvictionPressure watches it instead).
           // Without maxmemory (0) the ratio is +Inf; such instances are excluded.
-          expr: "redis_memory_used_bytes / (redis_memory_max_bytes > 0) > 0.9",
+          expr:
+            `redis_memory_used_bytes{app="${BROKER_APP}"} / ` +
+            `(redis_memory_max_bytes{app="${BROKER_APP}"} > 0) > 0.9`,
           for: "5m",
           severity: "critical",
           team: "dba",
-          summary: "Redis memory usage high",
-          description: "Redis {{ $labels.pod }} memory usage is {{ $value | humanizePercentage }}",
+          summary: "Redis broker memory usage high",
+          description:
+            "Broker {{ $labels.pod }} memory usage is {{ $value | humanizePercentage }}; at 100 % it refuses new Celery tasks",
           runbookAnchor: "redismemoryhigh",
         },
         {
@@ -191,6 +213,8 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
           description: 'Node {{ $labels.instance }} memory usage is {{ $value | printf "%.0f" }}%',
           runbookAnchor: "highmemoryusage",
         },
+        nodeDiskSpaceLow("warning", 0.15, "10m"),
+        nodeDiskSpaceLow("critical", 0.05, "5m"),
       ],
     },
     {
@@ -237,6 +261,24 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
           description:
             "{{ $labels.pod }} reports cluster_state:fail; some hash slots are not served.",
           runbookAnchor: "redisclusternotok",
+        },
+        {
+          alert: "RedisCacheEvictionPressure",
+          // The cache evicts (it is full) and most lookups miss: it is too small for its working
+          // set. Needs some traffic, so an idle cache with a cold keyspace stays silent.
+          expr:
+            `(sum by (namespace, app) (rate(redis_keyspace_hits_total{app="${CACHE_APP}"}[5m])) / ` +
+            `(sum by (namespace, app) (rate(redis_keyspace_hits_total{app="${CACHE_APP}"}[5m]) + ` +
+            `rate(redis_keyspace_misses_total{app="${CACHE_APP}"}[5m])) >= ${MIN_CACHE_LOOKUP_RATE}) ` +
+            `and on (namespace, app) sum by (namespace, app) (rate(redis_evicted_keys_total{app="${CACHE_APP}"}[5m])) > 0) ` +
+            `< ${MIN_CACHE_HIT_RATIO}`,
+          for: "15m",
+          severity: "warning",
+          team: "dba",
+          summary: "Redis cache evicts keys and misses most lookups",
+          description:
+            "The cache {{ $labels.app }} hits only {{ $value | humanizePercentage }} of lookups while evicting keys: its maxmemory is too small for the working set.",
+          runbookAnchor: "rediscacheevictionpressure",
         },
       ],
     },
@@ -288,6 +330,23 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
             "CronJob {{ $labels.cronjob }} has not succeeded for {{ $value | humanizeDuration }}.",
           runbookAnchor: "backuptooold",
         },
+        {
+          alert: "MaintenanceJobFailed",
+          // A Job of one of our CronJobs other than the backups (VACUUM/ANALYZE, restore drills,
+          // runs created with `kubectl create job --from=cronjob/...`) that failed for good: its
+          // Failed condition is set only once the retries are exhausted.
+          expr:
+            `(max by (namespace, job_name) (kube_job_failed{namespace="${ns}", condition="true"}) ` +
+            `* on (namespace, job_name) group_left (owner_name) max by (namespace, job_name, owner_name) ` +
+            `(kube_job_owner{namespace="${ns}", owner_kind="CronJob", owner_name!~"${backups}"})) > 0`,
+          for: "1m",
+          severity: "warning",
+          team: "dba",
+          summary: "Maintenance job {{ $labels.job_name }} failed",
+          description:
+            "Job {{ $labels.job_name }} of CronJob {{ $labels.owner_name }} failed after its retries.",
+          runbookAnchor: "maintenancejobfailed",
+        },
       ],
     },
     {
@@ -319,6 +378,26 @@ function pvcFillingUp(
   };
 }
 
+/** Filesystems that are not node disks (memory-backed, images, per-container layers). */
+const NODE_FS = 'fstype!~"tmpfs|ramfs|overlay|squashfs|nsfs|fuse.*"';
+
+function nodeDiskSpaceLow(severity: Severity, freeRatio: number, forDur: string): AlertRule {
+  return {
+    alert: "NodeDiskSpaceLow",
+    // Read-only filesystems (images, ISO mounts) are always full and never grow.
+    expr:
+      `(node_filesystem_avail_bytes{${NODE_FS}} / node_filesystem_size_bytes{${NODE_FS}} ` +
+      `unless on (instance, device, mountpoint) node_filesystem_readonly == 1) < ${freeRatio}`,
+    for: forDur,
+    severity,
+    team: "devops",
+    summary: "Node {{ $labels.instance }} is running out of disk space",
+    description:
+      "Filesystem {{ $labels.mountpoint }} ({{ $labels.device }}) on {{ $labels.instance }} has only {{ $value | humanizePercentage }} free.",
+    runbookAnchor: "nodediskspacelow",
+  };
+}
+
 function tlsExpiring(severity: Severity, days: number, forDur: string): AlertRule {
   return {
     alert: "TLSCertificateExpiring",
@@ -338,9 +417,6 @@ export interface RecordingRule {
   readonly record: string;
   readonly expr: string;
 }
-
-/** App label of the Celery broker's pods (components/redis/redis-broker.ts). */
-const BROKER_APP = "redis-broker";
 
 /**
  * Recording rules the alerts and dashboards read. `celery_queue_length{queue_name}` comes from the

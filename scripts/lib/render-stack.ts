@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
 import { PREFLIGHT_ENV } from "../../components/cluster/preflight";
 import { PROJECT } from "../../components/config/load";
+import { envSecrets } from "./offline-secrets";
 import { UsageError } from "./usage-error";
 
 export const REPO_ROOT = path.resolve(__dirname, "../..");
@@ -172,12 +173,27 @@ function mockOutputs(args: pulumi.runtime.MockResourceArgs): Record<string, unkn
 export async function renderStack(
   stack: string,
   overrides: Record<string, unknown> = {},
-): Promise<{ resources: RenderedResource[]; outputs: Record<string, unknown> }> {
+  secrets: Record<string, string> = {},
+): Promise<{
+  resources: RenderedResource[];
+  outputs: Record<string, unknown>;
+  /** The config map and secret keys the program ran with (stack file, overrides, secrets). */
+  config: Record<string, string>;
+  secretKeys: string[];
+}> {
   const { config, secretKeys } = readStackConfig(stack);
   for (const [k, v] of Object.entries(overrides)) {
     const key = k.includes(":") ? k : `${PROJECT}:${k}`;
     if (v === undefined) delete config[key];
     else config[key] = typeof v === "string" ? v : JSON.stringify(v);
+  }
+  // Operator secrets for an offline render (scripts/lib/offline-secrets.ts); the stack file's own
+  // encrypted values win.
+  for (const [k, v] of Object.entries({ ...envSecrets(), ...secrets })) {
+    const key = `${PROJECT}:${k}`;
+    if (secretKeys.includes(key)) continue;
+    config[key] = v;
+    secretKeys.push(key);
   }
   const resources: RenderedResource[] = [];
   // eslint-disable-next-line prefer-const -- assigned once the mock monitor exists
@@ -239,7 +255,7 @@ export async function renderStack(
     seen = resources.length;
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { resources, outputs };
+  return { resources, outputs, config, secretKeys };
 }
 
 /** Kubernetes objects among the rendered resources (providers and components excluded). */

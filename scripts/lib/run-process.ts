@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import * as path from "node:path";
+import { OFFLINE_SECRETS_ENV, PLACEHOLDER_ALERT_SECRETS } from "./offline-secrets";
 
 export interface ProcessResult {
   code: number;
@@ -30,12 +31,16 @@ export function runProcess(
 
 /**
  * `scripts/render.ts --stack S --json` in its own process (the SDK's runtime is global to a
- * process), each entry of `replaces` replacing a whole top-level config key.
+ * process), each entry of `replaces` replacing a whole top-level config key. `secrets` are passed
+ * as `--secret KEY=VALUE` (what `pulumi config set --secret` is to a real stack); by default the
+ * placeholder alert endpoints, which the committed stack files lack (an operator sets real ones). STOCK_ANALYSIS_SECRETS
+ * from the caller's environment is not passed on: the arguments say everything.
  */
 export function renderProcess(
   root: string,
   stack: string,
   replaces: Record<string, unknown> = {},
+  secrets: Readonly<Record<string, string>> = PLACEHOLDER_ALERT_SECRETS,
 ): Promise<ProcessResult> {
   const args = [
     "--import",
@@ -47,5 +52,8 @@ export function renderProcess(
   ];
   for (const [k, v] of Object.entries(replaces))
     args.push("--replace", `${k}=${JSON.stringify(v)}`);
-  return runProcess(process.execPath, args, { cwd: root });
+  for (const [k, v] of Object.entries(secrets)) args.push("--secret", `${k}=${v}`);
+  const env = { ...process.env };
+  delete env[OFFLINE_SECRETS_ENV];
+  return runProcess(process.execPath, args, { cwd: root, env });
 }

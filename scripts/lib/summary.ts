@@ -1,5 +1,7 @@
 import { cpuToMillicores, memoryToBytes } from "../../components/config/validators";
 import type { K8sObject } from "./render-stack";
+import { unnotifiedSeverities } from "../../components/config/monitoring";
+import type { PlatformConfig } from "../../components/config/schema";
 
 interface Container {
   name: string;
@@ -174,4 +176,14 @@ export function formatSummary(stack: string, objects: K8sObject[]): string {
     `Largest batch pod on top:      ${fmtCpu(t.batchPeakCpuRequestMilli)}, ${fmtMem(t.batchPeakMemoryRequestBytes)}`,
   );
   return lines.join("\n");
+}
+
+/** The summary's alerting line: which severity reaches no one (a kind stack may allow it). */
+export function formatAlerting(config: PlatformConfig, stack: string): string {
+  if (!config.monitoring.enabled) return "Alerting: monitoring disabled";
+  const missing = unnotifiedSeverities(config);
+  if (missing.length === 0) return "Alerting: every severity notifies someone (Slack, pager)";
+  return `Alerting: UNNOTIFIED on ${stack} (monitoring.alerting.allowUnnotified): ${missing
+    .map((m) => `${m.problem}, set ${m.secretKey}`)
+    .join("; ")}`;
 }

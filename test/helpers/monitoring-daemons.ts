@@ -1,10 +1,30 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import assert from "node:assert/strict";
-import { parse, stringify } from "yaml";
+
+/**
+ * Where scripts/prometheus-tools.sh puts promtool, prometheus, amtool and alertmanager built at the
+ * versions of the images we ship (components/config/monitoring.ts); `scripts/setup.sh --tools` runs it.
+ */
+export const MONITORING_TOOLS_BIN = join(__dirname, "../../.tools/prometheus/bin");
+export type MonitoringTool = "promtool" | "prometheus" | "amtool" | "alertmanager";
+
+/** Path of a monitoring tool at the shipped version; fails with the command that builds it. */
+export function tool(name: MonitoringTool): string {
+  const path = join(MONITORING_TOOLS_BIN, name);
+  if (!existsSync(path))
+    throw new Error(
+      `${path} is missing: run \`bash scripts/prometheus-tools.sh\` (scripts/setup.sh --tools does)`,
+    );
+  return path;
+}
+
+/** What scripts/prometheus-tools.sh built: `prometheus-X alertmanager-Y modules ...`. */
+export function toolVersions(): string {
+  return readFileSync(join(MONITORING_TOOLS_BIN, ".versions"), "utf8").trim();
+}
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
 export function freePort(): Promise<number> {
@@ -79,13 +99,13 @@ export async function waitForHttp(url: string, daemon: Daemon, timeoutMs = 20_00
   }
 }
 
-/** A real Alertmanager (Debian `prometheus-alertmanager`) on loopback, clustering off. */
+/** A real Alertmanager (the shipped version, see {@link tool}) on loopback, clustering off. */
 export async function startAlertmanager(configYaml: string) {
   const dir = tempDir("am-");
   const configFile = join(dir, "alertmanager.yml");
   writeFileSync(configFile, configYaml);
   const port = await freePort();
-  const daemon = startDaemon("alertmanager", "prometheus-alertmanager", [
+  const daemon = startDaemon("alertmanager", tool("alertmanager"), [
     `--config.file=${configFile}`,
     `--storage.path=${join(dir, "data")}`,
     `--web.listen-address=127.0.0.1:${port}`,
@@ -247,43 +267,4 @@ export async function scrapeMetricNames(url: string): Promise<Set<string>> {
       .filter((l) => l && !l.startsWith("#"))
       .map((l) => l.split(/[{ ]/)[0]),
   );
-}
-
-/**
- * Debian builds Prometheus/promtool without the Kubernetes service-discovery plugin, so
- * `kubernetes_sd_configs` is an unknown field to it. The SD blocks are checked here against the
- * upstream schema instead and swapped for a static target; promtool then checks everything else
- * (globals, relabel regexes and actions, alerting, rule files).
- */
-const SD_KEYS = new Set([
-  "role",
-  "namespaces",
-  "selectors",
-  "api_server",
-  "kubeconfig_file",
-  "attach_metadata",
-]);
-const SD_ROLES = new Set(["pod", "node", "service", "endpoints", "endpointslice", "ingress"]);
-export function checkedForDebianPromtool(yaml: string): string {
-  const cfg = parse(yaml) as {
-    alerting: { alertmanagers: Record<string, unknown>[] };
-    scrape_configs: Record<string, unknown>[];
-  };
-  for (const j of [...cfg.alerting.alertmanagers, ...cfg.scrape_configs]) {
-    const sd = j.kubernetes_sd_configs as Record<string, unknown>[] | undefined;
-    if (!sd) continue;
-    for (const c of sd) {
-      for (const k of Object.keys(c))
-        assert.ok(SD_KEYS.has(k), `unknown kubernetes_sd_configs key ${k}`);
-      assert.ok(SD_ROLES.has(String(c.role)), `bad role ${String(c.role)}`);
-      if (c.namespaces) {
-        const ns = c.namespaces as Record<string, unknown>;
-        assert.deepEqual(Object.keys(ns), ["names"]);
-        assert.ok((ns.names as string[]).every((n) => /^[a-z0-9-]+$/.test(n)));
-      }
-    }
-    delete j.kubernetes_sd_configs;
-    j.static_configs = [{ targets: ["sd-placeholder:80"] }];
-  }
-  return stringify(cfg);
 }

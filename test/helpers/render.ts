@@ -20,9 +20,11 @@ export interface RenderFailure {
 export function renderRaw(
   stack: string,
   sets: Record<string, unknown> = {},
+  /** Secret keys as `--secret`; default: placeholder alert endpoints (prod's file has none). */
+  secrets?: Record<string, string>,
 ): Promise<ProcessResult> {
   // Each key's value replaces the stack's whole top-level key (tests state what they render).
-  return renderProcess(ROOT, stack, sets);
+  return renderProcess(ROOT, stack, sets, secrets);
 }
 
 export async function render(

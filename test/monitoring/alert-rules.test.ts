@@ -20,7 +20,7 @@ import {
 } from "../../components/monitoring/alert-rules";
 import { knownMetricNames } from "../../components/monitoring/catalogue";
 import { metricNames } from "../helpers/monitoring-promql";
-import { run, tempDir } from "../helpers/monitoring-daemons";
+import { run, tempDir, tool } from "../helpers/monitoring-daemons";
 import { RULE_OPTIONS, writeRules } from "../helpers/monitoring-fixtures";
 
 type Op = ">" | "<" | ">=" | "==";
@@ -38,12 +38,13 @@ interface Contract {
 const NS = RULE_OPTIONS.namespace;
 const CONTRACT: Contract[] = [
   // The manual (000): names, thresholds, `for`, severity.
+  // The manual's API error-rate objective (< 1 %), as a ratio of 5xx to all requests.
   {
     alert: "HighErrorRate",
     severity: "critical",
     team: "backend",
     forMin: 5,
-    threshold: 0.05,
+    threshold: 0.01,
     op: ">",
   },
   {
@@ -179,6 +180,39 @@ const CONTRACT: Contract[] = [
     op: ">",
   },
   {
+    alert: "RedisCacheEvictionPressure",
+    severity: "warning",
+    team: "dba",
+    forMin: 15,
+    threshold: 0.5,
+    op: "<",
+  },
+  {
+    alert: "MaintenanceJobFailed",
+    severity: "warning",
+    team: "dba",
+    forMin: 1,
+    threshold: 0,
+    op: ">",
+    integer: true,
+  },
+  {
+    alert: "NodeDiskSpaceLow",
+    severity: "warning",
+    team: "devops",
+    forMin: 10,
+    threshold: 0.15,
+    op: "<",
+  },
+  {
+    alert: "NodeDiskSpaceLow",
+    severity: "critical",
+    team: "devops",
+    forMin: 5,
+    threshold: 0.05,
+    op: "<",
+  },
+  {
     alert: "TLSCertificateExpiring",
     severity: "warning",
     team: "devops",
@@ -256,6 +290,98 @@ const redisPod = {
   job: "redis-exporter",
 };
 const node = { instance: "node-1", job: "node-exporter" };
+const brokerPod = {
+  namespace: NS,
+  app: "redis-broker",
+  pod: "redis-broker-0",
+  instance: "10.1.0.11:9121",
+  job: "redis-exporter",
+};
+const rootFs = { ...node, device: "/dev/sda1", mountpoint: "/", fstype: "ext4" };
+
+/** A service with 5 requests/s and no errors: its ratio is 0 whatever the API's. */
+const errorFreeService = (n: number): Series[] => [
+  {
+    series: sel("http_requests_total", {
+      namespace: NS,
+      app: "stock-analysis-web",
+      job: "stock-analysis-web",
+      pod: "web-1",
+      handler: "/",
+      method: "GET",
+      status: "2xx",
+    }),
+    values: counter(300, n),
+  },
+];
+
+/**
+ * Keyspace counters of cache pods with hit ratio `ratio` at `lookups`/s in all and `evictedPerMin`
+ * evictions per pod; plus a broker pod missing every lookup, which is not the cache.
+ */
+function cacheSeries(
+  pods: string[],
+  ratio: number,
+  lookups: number,
+  evictedPerMin: number,
+  n: number,
+): Series[] {
+  const per = (lookups * 60) / pods.length;
+  const out: Series[] = pods.flatMap((pod) => {
+    const labels = { ...redisPod, pod };
+    return [
+      { series: sel("redis_keyspace_hits_total", labels), values: counter(per * ratio, n) },
+      { series: sel("redis_keyspace_misses_total", labels), values: counter(per * (1 - ratio), n) },
+      { series: sel("redis_evicted_keys_total", labels), values: counter(evictedPerMin, n) },
+    ];
+  });
+  out.push(
+    { series: sel("redis_keyspace_hits_total", brokerPod), values: counter(0, n) },
+    { series: sel("redis_keyspace_misses_total", brokerPod), values: counter(600, n) },
+    { series: sel("redis_evicted_keys_total", brokerPod), values: counter(60, n) },
+  );
+  return out;
+}
+
+/** kube-state-metrics series of a Job: Failed condition `failed`, owned by `cronjob` if given. */
+function jobSeries(
+  jobName: string,
+  cronjob: string | undefined,
+  failed: number,
+  n: number,
+): Series[] {
+  const job = { namespace: NS, job_name: jobName, job: "kube-state-metrics" };
+  return [
+    { series: sel("kube_job_failed", { ...job, condition: "true" }), values: constant(failed, n) },
+    {
+      series: sel("kube_job_failed", { ...job, condition: "false" }),
+      values: constant(1 - failed, n),
+    },
+    {
+      series: sel("kube_job_owner", {
+        ...job,
+        owner_kind: cronjob ? "CronJob" : "<none>",
+        owner_name: cronjob ?? "<none>",
+        owner_is_controller: cronjob ? "true" : "<none>",
+      }),
+      values: constant(1, n),
+    },
+  ];
+}
+
+/** node_exporter's filesystem series with `free` of 100 GB available. */
+function filesystem(
+  labels: Record<string, string>,
+  free: number,
+  n: number,
+  readonly = 0,
+): Series[] {
+  return [
+    { series: sel("node_filesystem_avail_bytes", labels), values: constant(free * 1e11, n) },
+    { series: sel("node_filesystem_size_bytes", labels), values: constant(1e11, n) },
+    { series: sel("node_filesystem_readonly", labels), values: constant(readonly, n) },
+  ];
+}
 
 const upFixture = (labels: Record<string, string>): Fixture => ({
   series: (v, n) => [{ series: sel("up", labels), values: constant(v, n) }],
@@ -265,28 +391,19 @@ const upFixture = (labels: Record<string, string>): Fixture => ({
 
 const FIXTURES: Record<string, Fixture> = {
   HighErrorRate: {
-    // 5xx split over two pods (the rule sums per service); 2xx traffic must not count.
+    // 10 requests/s per service; the 5xx share `v` split over two pods (the rule sums per
+    // service). The web service's errors are its own ratio and must not count for the API.
     series: (v, n) => [
-      {
+      ...["api-1", "api-2"].map((pod) => ({
         series: sel("http_requests_total", {
           ...apiPod,
-          pod: "api-1",
+          pod,
           handler: "/api/v1/stocks",
           method: "GET",
           status: "5xx",
         }),
-        values: counter((v * 60) / 2, n),
-      },
-      {
-        series: sel("http_requests_total", {
-          ...apiPod,
-          pod: "api-2",
-          handler: "/api/v1/stocks",
-          method: "GET",
-          status: "5xx",
-        }),
-        values: counter((v * 60) / 2, n),
-      },
+        values: counter((v * 600) / 2, n),
+      })),
       {
         series: sel("http_requests_total", {
           ...apiPod,
@@ -295,11 +412,13 @@ const FIXTURES: Record<string, Fixture> = {
           method: "GET",
           status: "2xx",
         }),
-        values: counter(6000, n),
+        values: counter((1 - v) * 600, n),
       },
+      ...errorFreeService(n),
     ],
     labels: { namespace: NS, app: "stock-analysis-api" },
-    warmupMin: 5,
+    // A ratio of two rates is exact as soon as rate() has two samples.
+    warmupMin: 1,
   },
   HighResponseTime: {
     // All observations in the first bucket (0, v/0.95]: the interpolated p95 is exactly v.
@@ -341,12 +460,22 @@ const FIXTURES: Record<string, Fixture> = {
     warmupMin: 0,
   },
   RedisMemoryHigh: {
+    // The broker; the LRU cache at 100 % of maxmemory (by design) must not count.
     series: (v, n) => [
-      { series: sel("redis_memory_used_bytes", redisPod), values: constant(v * 1e9, n) },
+      { series: sel("redis_memory_used_bytes", brokerPod), values: constant(v * 1e9, n) },
+      { series: sel("redis_memory_max_bytes", brokerPod), values: constant(1e9, n) },
+      { series: sel("redis_memory_used_bytes", redisPod), values: constant(1e9, n) },
       { series: sel("redis_memory_max_bytes", redisPod), values: constant(1e9, n) },
     ],
-    labels: redisPod,
+    labels: brokerPod,
     warmupMin: 0,
+  },
+  RedisCacheEvictionPressure: {
+    // Two cache pods, 10 lookups/s in all, hit ratio `v`, both evicting; a broker with a poor
+    // hit ratio is not the cache.
+    series: (v, n) => cacheSeries(["redis-0", "redis-1"], v, 10, 60, n),
+    labels: { namespace: NS, app: "redis" },
+    warmupMin: 1,
   },
   // Driven through the recording rule: key sizes of the broker pods (the max counts; a lagging
   // replica reports less) and a bigger same-named key on a cache pod that must be ignored.
@@ -549,6 +678,35 @@ const FIXTURES: Record<string, Fixture> = {
     labels: { namespace: NS, job_name: "postgresql-backup-29000000" },
     warmupMin: 0,
   },
+  MaintenanceJobFailed: {
+    series: (v, n) => [
+      ...jobSeries("postgresql-maintenance-29000000", "postgresql-maintenance", v, n),
+      // A failed backup is BackupJobFailed's (critical), a Job no CronJob owns is not maintenance.
+      ...jobSeries("postgresql-backup-29000000", "postgresql-backup", 1, n),
+      ...jobSeries("db-migrate-1", undefined, 1, n),
+    ],
+    labels: {
+      namespace: NS,
+      job_name: "postgresql-maintenance-29000000",
+      owner_name: "postgresql-maintenance",
+    },
+    warmupMin: 0,
+  },
+  NodeDiskSpaceLow: {
+    series: (v, n) => [
+      ...filesystem(rootFs, v, n),
+      // Memory-backed and read-only filesystems are not node disks.
+      ...filesystem({ ...node, device: "tmpfs", mountpoint: "/run", fstype: "tmpfs" }, 0.01, n),
+      ...filesystem(
+        { ...node, device: "/dev/sr0", mountpoint: "/media/cdrom", fstype: "iso9660" },
+        0,
+        n,
+        1,
+      ),
+    ],
+    labels: rootFs,
+    warmupMin: 0,
+  },
   BackupTooOld: {
     // last_successful_time = now - v at every sample, so the age is v throughout. The CronJob was
     // created 30 days ago: the rule must use the last success, not the creation, when both exist.
@@ -660,7 +818,7 @@ function writeCases(dir: string, rulesFile: string): CaseFile[] {
 
 /** Runs promtool over all case files; returns the names of failing ones (and the raw output). */
 function runCases(dir: string, cases: CaseFile[]) {
-  const r = run("promtool", ["test", "rules", ...cases.map((c) => c.name)], { cwd: dir });
+  const r = run(tool("promtool"), ["test", "rules", ...cases.map((c) => c.name)], { cwd: dir });
   // Failures are reported on stderr as "name: <test name>," and every test is named after its file.
   const failed = new Set([...r.output.matchAll(/^\s+name: (\S+),$/gm)].map((m) => m[1]));
   return { ...r, failed };
@@ -711,7 +869,7 @@ describe("alert rules (promtool)", () => {
 
   test("promtool check rules accepts the shipped rule file (annotations included)", () => {
     const file = writeRules(dir);
-    const r = run("promtool", ["check", "rules", file]);
+    const r = run(tool("promtool"), ["check", "rules", file]);
     assert.equal(r.status, 0, r.output);
     assert.match(r.output, /SUCCESS: \d+ rules found/);
   });
@@ -830,8 +988,69 @@ describe("alert rules (promtool)", () => {
         })),
       }),
     );
-    const r = run("promtool", ["test", "rules", "never.test.yml"], { cwd: dir });
+    const r = run(tool("promtool"), ["test", "rules", "never.test.yml"], { cwd: dir });
     assert.equal(r.status, 0, r.output);
+  });
+
+  /** Runs one promtool case: `alert` over `input` evaluated at `evalMin`, expecting `exp`. */
+  function promtoolCase(
+    name: string,
+    alert: string,
+    input: Series[],
+    evalMin: number,
+    exp: Record<string, string>[],
+  ) {
+    writeFileSync(
+      join(dir, `${name}.test.yml`),
+      stringify({
+        rule_files: ["rules.yml"],
+        evaluation_interval: "1m",
+        tests: [
+          {
+            name,
+            interval: "1m",
+            input_series: input,
+            alert_rule_test: [
+              {
+                eval_time: `${evalMin}m`,
+                alertname: alert,
+                exp_alerts: exp.map((l) => ({ exp_labels: l })),
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const r = run(tool("promtool"), ["test", "rules", `${name}.test.yml`], { cwd: dir });
+    assert.equal(r.status, 0, r.output);
+  }
+
+  test("HighErrorRate judges services with at least 1 request/s only", () => {
+    const c = CONTRACT.find((x) => x.alert === "HighErrorRate")!;
+    // Once the 5-minute window is full (a starting counter's rate under-reads until then).
+    const at = 5 + c.forMin + 1;
+    const api = (status: string, perMin: number): Series => ({
+      series: sel("http_requests_total", { ...apiPod, pod: "api-1", status }),
+      values: counter(perMin, at + 2),
+    });
+    // Every request fails, at 0.5/s: a few errors, not a rate.
+    promtoolCase("error-rate-idle", c.alert, [api("5xx", 30)], at, []);
+    // Every request fails at 2/s: that is an outage.
+    promtoolCase("error-rate-busy", c.alert, [api("5xx", 120)], at, [
+      { namespace: NS, app: "stock-analysis-api", severity: c.severity, team: c.team },
+    ]);
+  });
+
+  test("RedisCacheEvictionPressure needs evictions and traffic; the broker is not the cache", () => {
+    const c = CONTRACT.find((x) => x.alert === "RedisCacheEvictionPressure")!;
+    const at = 5 + c.forMin + 1;
+    const pods = ["redis-0", "redis-1"];
+    const expected = [{ namespace: NS, app: "redis", severity: c.severity, team: c.team }];
+    // A cold cache that is not full (no evictions) misses, and that is fine.
+    promtoolCase("cache-cold", c.alert, cacheSeries(pods, 0.1, 10, 0, at + 2), at, []);
+    // Almost idle (0.5 lookups/s): the ratio means nothing.
+    promtoolCase("cache-idle", c.alert, cacheSeries(pods, 0.1, 0.5, 60, at + 2), at, []);
+    promtoolCase("cache-thrashing", c.alert, cacheSeries(pods, 0.1, 10, 60, at + 2), at, expected);
   });
 
   test("celery_queue_length is recorded per queue as the max over broker pods, cache pods ignored", () => {
@@ -872,7 +1091,7 @@ describe("alert rules (promtool)", () => {
         ],
       }),
     );
-    const r = run("promtool", ["test", "rules", "recorded.test.yml"], { cwd: dir });
+    const r = run(tool("promtool"), ["test", "rules", "recorded.test.yml"], { cwd: dir });
     assert.equal(r.status, 0, r.output);
   });
 

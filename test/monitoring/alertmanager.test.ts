@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse, stringify } from "yaml";
 import { renderAlertmanagerConfig } from "../../components/monitoring/alertmanager-config";
-import { run, startAlertmanager, tempDir } from "../helpers/monitoring-daemons";
+import { run, startAlertmanager, tempDir, tool } from "../helpers/monitoring-daemons";
 import { loopbackReceivers } from "../helpers/monitoring-fixtures";
 
 const TEAMS = ["backend", "dba", "devops"];
@@ -31,7 +31,7 @@ const COMBINATIONS = ["critical", "warning"].flatMap((severity) =>
 );
 
 function routeCheck(file: string, labels: string[], want: string[]) {
-  return run("amtool", [
+  return run(tool("amtool"), [
     "config",
     "routes",
     "test",
@@ -58,7 +58,7 @@ describe("alertmanager config (amtool)", () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test("amtool check-config accepts the rendered config", () => {
-    const r = run("amtool", ["check-config", configFile]);
+    const r = run(tool("amtool"), ["check-config", configFile]);
     assert.equal(r.status, 0, r.output);
     assert.match(r.output, /SUCCESS/);
     assert.match(r.output, /- 8 receivers/);
@@ -98,7 +98,7 @@ describe("alertmanager config (amtool)", () => {
   }
 
   test("routes test fails for a wrong receiver (the check itself can fail)", () => {
-    const r = run("amtool", [
+    const r = run(tool("amtool"), [
       "config",
       "routes",
       "test",
@@ -121,8 +121,8 @@ describe("alertmanager config (amtool)", () => {
         teams: minimal.teams,
       }),
     );
-    assert.equal(run("amtool", ["check-config", file]).status, 0);
-    const r = run("amtool", [
+    assert.equal(run(tool("amtool"), ["check-config", file]).status, 0);
+    const r = run(tool("amtool"), [
       "config",
       "routes",
       "test",

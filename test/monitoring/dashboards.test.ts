@@ -11,7 +11,7 @@ import { parse, stringify } from "yaml";
 import { knownMetricNames } from "../../components/monitoring/catalogue";
 import { dashboardSpecs, renderDashboard } from "../../components/monitoring/dashboards";
 import { renderGrafanaDatasources } from "../../components/monitoring/grafana-provisioning";
-import { run, tempDir } from "../helpers/monitoring-daemons";
+import { run, tempDir, tool } from "../helpers/monitoring-daemons";
 import { metricNames } from "../helpers/monitoring-promql";
 
 interface Target {
@@ -71,7 +71,7 @@ describe("grafana dashboards", () => {
         ],
       }),
     );
-    const r = run("promtool", ["check", "rules", file]);
+    const r = run(tool("promtool"), ["check", "rules", file]);
     assert.equal(r.status, 0, r.output);
     assert.match(r.output, new RegExp(`SUCCESS: ${promTargets.length} rules found`));
   });
@@ -84,7 +84,7 @@ describe("grafana dashboards", () => {
         groups: [{ name: "g", rules: [{ record: "x:y", expr: "sum by (le (rate(x[5m]))" }] }],
       }),
     );
-    assert.notEqual(run("promtool", ["check", "rules", file]).status, 0);
+    assert.notEqual(run(tool("promtool"), ["check", "rules", file]).status, 0);
   });
 
   test("every panel reads only metrics some exporter of ours produces", () => {

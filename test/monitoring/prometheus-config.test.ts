@@ -9,8 +9,9 @@ import {
   renderPrometheusConfig,
   type PrometheusConfigOptions,
 } from "../../components/monitoring/prometheus-config";
-import { checkedForDebianPromtool, run, tempDir } from "../helpers/monitoring-daemons";
+import { run, tempDir, tool, toolVersions } from "../helpers/monitoring-daemons";
 import { writeRules } from "../helpers/monitoring-fixtures";
+import { monitoringSchema } from "../../components/config/monitoring";
 
 interface Job {
   job_name: string;
@@ -46,25 +47,43 @@ describe("prometheus config (promtool)", () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  test("promtool check config accepts prometheus.yml with the rule files", () => {
+  test("the tools are the versions of the images we ship", () => {
+    const m = monitoringSchema.parse({});
+    const tag = (image: string) => /:v(\d+\.\d+)\.\d+$/.exec(image)![1];
+    const version = (name: "promtool" | "amtool") =>
+      /version (\d+\.\d+)\.\d+/.exec(run(tool(name), ["--version"]).output)?.[1];
+    assert.equal(version("promtool"), tag(m.prometheus.image), toolVersions());
+    assert.equal(version("amtool"), tag(m.alertmanager.image), toolVersions());
+  });
+
+  test("promtool check config accepts prometheus.yml with the rule files and Kubernetes discovery", () => {
     const file = join(dir, "prometheus.yml");
-    writeFileSync(file, checkedForDebianPromtool(renderPrometheusConfig(options(dir))));
-    const r = run("promtool", ["check", "config", file]);
+    const yaml = renderPrometheusConfig(options(dir));
+    assert.match(yaml, /kubernetes_sd_configs:/);
+    writeFileSync(file, yaml);
+    const r = run(tool("promtool"), ["check", "config", file]);
     assert.equal(r.status, 0, r.output);
     assert.match(r.output, /SUCCESS: 1 rule files found/);
     assert.match(r.output, /SUCCESS: \d+ rules found/);
   });
 
-  test("promtool check config rejects a broken relabel regex (the check can fail)", () => {
+  test("promtool check config rejects a broken relabel regex and an unknown discovery role", () => {
     const file = join(dir, "broken.yml");
     const broken = renderPrometheusConfig(options(dir)).replace(
       'regex: "true"',
       'regex: "(unclosed"',
     );
-    writeFileSync(file, checkedForDebianPromtool(broken));
-    const r = run("promtool", ["check", "config", file]);
+    writeFileSync(file, broken);
+    const r = run(tool("promtool"), ["check", "config", file]);
     assert.notEqual(r.status, 0);
     assert.match(r.output, /missing closing \)/);
+    // Kubernetes discovery is really checked, not skipped.
+    const badRole = renderPrometheusConfig(options(dir)).replace("role: pod", "role: pods");
+    assert.notEqual(badRole, renderPrometheusConfig(options(dir)));
+    writeFileSync(file, badRole);
+    const sd = run(tool("promtool"), ["check", "config", file]);
+    assert.notEqual(sd.status, 0, sd.output);
+    assert.match(sd.output, /unknown Kubernetes SD role "pods"/);
   });
 
   test("the manual's globals and annotation discovery (scrape, path, port)", () => {

@@ -1,9 +1,9 @@
 /**
- * The generated prometheus.yml and the shipped rules in a real Prometheus (Debian 2.42) on
- * loopback, scraping a real node_exporter and Alertmanager. Debian's build has no Kubernetes
- * discovery, so each `kubernetes_sd_configs` block is swapped for a file_sd file that carries the
- * same `__meta_kubernetes_*` labels Kubernetes discovery would: the relabelling under test is the
- * generated one, unchanged.
+ * The generated prometheus.yml and the shipped rules in a real Prometheus (the shipped version,
+ * built by scripts/prometheus-tools.sh) on loopback, scraping a real node_exporter and
+ * Alertmanager. There is no Kubernetes API to discover from, so each `kubernetes_sd_configs` block
+ * is swapped for a file_sd file that carries the same `__meta_kubernetes_*` labels Kubernetes
+ * discovery would: the relabelling under test is the generated one, unchanged.
  */
 import assert from "node:assert/strict";
 import { rmSync, writeFileSync } from "node:fs";
@@ -21,6 +21,7 @@ import {
   startDaemon,
   startExporter,
   tempDir,
+  tool,
   waitForHttp,
 } from "../helpers/monitoring-daemons";
 import { loopbackReceivers, writeRules } from "../helpers/monitoring-fixtures";
@@ -166,7 +167,7 @@ describe("generated scrape config in a real Prometheus", () => {
     writeFileSync(join(dir, "prometheus.cfg"), stringify(cfg));
 
     promUrl = `http://127.0.0.1:${port}`;
-    prom = startDaemon("prometheus", "prometheus", [
+    prom = startDaemon("prometheus", tool("prometheus"), [
       `--config.file=${join(dir, "prometheus.cfg")}`,
       `--storage.tsdb.path=${join(dir, "data")}`,
       `--web.listen-address=127.0.0.1:${port}`,
