@@ -13,7 +13,7 @@ import {
   workloadLabels,
   writableVolumes,
 } from "../lib/k8s";
-import { NetworkAccess } from "../lib/network";
+import { NetworkAccess, withConfiguredEgress } from "../lib/network";
 import { spreadOverNodes, workloadCompanions } from "../lib/workload";
 
 export interface CeleryWorkerArgs extends ClusterPlacement {
@@ -59,7 +59,7 @@ export class CeleryWorker extends pulumi.ComponentResource {
       namespace: args.namespace,
       labels,
       selector,
-      network: args.network ?? {},
+      network: withConfiguredEgress(args.network, c.egress),
     });
 
     const deployment = new k8s.apps.v1.Deployment(
