@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { CeleryWorker } from "./app/celery-worker";
+import { ApiMigration, migrationApp } from "./app/migration";
 import { WebService } from "./app/web-service";
 import { ClusterTarget } from "./cluster/cluster-target";
 import type { PlatformConfig } from "./config/schema";
@@ -146,9 +147,30 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     clients: [
       { podLabels: { app: NAMES.api }, ports: [] },
       { podLabels: { app: NAMES.celery }, ports: [] },
+      ...(cfg.migration.enabled
+        ? [{ podLabels: { app: migrationApp(NAMES.api) }, ports: [] }]
+        : []),
     ],
     scrapers: [prometheus],
   });
+
+  const apiImage = imageFor("api", cfg.api.image, cfg.api.build, cfg.registry, registryPassword);
+  // The upgrade flow: fresh dump, migration in the new image, then the rollout (docs/RUNBOOK.md).
+  const migration = cfg.migration.enabled
+    ? new ApiMigration("api-migration", {
+        ...placement,
+        base: NAMES.api,
+        instance: stack,
+        config: cfg.migration,
+        image: apiImage,
+        backupImage: cfg.postgres.image,
+        databaseUrl: postgres.databaseUrl,
+        database: { podLabels: { app: "postgresql" }, port: 5432 },
+        imagePullSecrets,
+        waitFor: [postgres],
+      })
+    : undefined;
+  const rolloutAfter = migration ? [migration.job] : undefined;
 
   const api = new WebService("api", {
     ...placement,
@@ -156,8 +178,9 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     component: "api",
     instance: stack,
     config: cfg.api,
-    image: imageFor("api", cfg.api.image, cfg.api.build, cfg.registry, registryPassword),
+    image: apiImage,
     imagePullSecrets,
+    rolloutAfter,
     secretEnv: {
       SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" },
       ...redis.env,
@@ -200,6 +223,8 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     imagePullSecrets,
     secretEnv: { ...redis.env, DATABASE_URL: postgres.databaseUrl },
     network: { egressTo: dataStores },
+    // Celery runs the same code against the same schema: it waits for the migration too.
+    rolloutAfter,
   });
 
   const ingress = cfg.ingress.enabled
