@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { CeleryWorker } from "./app/celery-worker";
+import { ApiMigration, migrationApp } from "./app/migration";
 import { WebService } from "./app/web-service";
 import { ClusterTarget } from "./cluster/cluster-target";
 import type { PlatformConfig } from "./config/schema";
@@ -170,7 +171,13 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     instance: stack,
     config: cfg.postgres,
     image: pgImage,
-    clients: pooled ? [{ podLabels: { app: poolerName }, ports: [] }] : appClients,
+    clients: [
+      ...(pooled ? [{ podLabels: { app: poolerName }, ports: [] }] : appClients),
+      // The migration Job connects directly (DDL and its pre-migration dump bypass the pooler).
+      ...(cfg.migration.enabled
+        ? [{ podLabels: { app: migrationApp(NAMES.api) }, ports: [] }]
+        : []),
+    ],
     scrapers: [prometheus],
   });
   const pooler = pooled
@@ -200,14 +207,40 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
   // DATABASE_URL of the API and Celery: through PgBouncer when it is enabled.
   const databaseUrl = pooler?.databaseUrl ?? postgres.databaseUrl;
 
+  const apiImage = imageFor(
+    target,
+    "api",
+    cfg.api.image,
+    cfg.api.build,
+    cfg.registry,
+    registryPassword,
+  );
+  // The upgrade flow: fresh dump, migration in the new image, then the rollout (docs/RUNBOOK.md).
+  const migration = cfg.migration.enabled
+    ? new ApiMigration("api-migration", {
+        ...placement,
+        base: NAMES.api,
+        instance: stack,
+        config: cfg.migration,
+        image: apiImage,
+        backupImage: pgImage,
+        databaseUrl: postgres.databaseUrl,
+        database: { podLabels: { app: "postgresql" }, port: 5432 },
+        imagePullSecrets,
+        waitFor: [postgres],
+      })
+    : undefined;
+  const rolloutAfter = migration ? [migration.job] : undefined;
+
   const api = new WebService("api", {
     ...placement,
     name: NAMES.api,
     component: "api",
     instance: stack,
     config: cfg.api,
-    image: imageFor(target, "api", cfg.api.image, cfg.api.build, cfg.registry, registryPassword),
+    image: apiImage,
     imagePullSecrets,
+    rolloutAfter,
     secretEnv: {
       SECRET_KEY: { secretName: appSecret.metadata.name, key: "secret-key" },
       ...redis.env,
@@ -258,6 +291,8 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     imagePullSecrets,
     secretEnv: { ...redis.env, DATABASE_URL: databaseUrl },
     network: { egressTo: dataStores },
+    // Celery runs the same code against the same schema: it waits for the migration too.
+    rolloutAfter,
   });
 
   const ingress = cfg.ingress.enabled

@@ -1,4 +1,7 @@
-/** Availability (prod): enough replicas, drainable PDBs, spread stateful pods, probes everywhere. */
+/**
+ * Availability (prod): every replicated workload — Deployment or StatefulSet — runs enough
+ * replicas, has a drainable PDB, spreads its pods over nodes, and probes every container.
+ */
 import {
   DEPLOYMENT,
   HPA_TYPES,
@@ -19,28 +22,31 @@ interface ReplicasConfig {
 
 const DEFAULT_MIN_REPLICAS = 2;
 
+/** Workloads that run N interchangeable-by-count replicas: what the availability rules cover. */
+const REPLICATED_TYPES = [DEPLOYMENT, STATEFUL_SET];
+
 export const minimumReplicas = stackPolicy<ReplicasConfig>({
   name: "minimum-replicas",
   description:
-    "Stateless workloads (Deployments, and the HPAs scaling them) run at least the stack's minimum replicas, so one pod loss or a rollout is not an outage.",
+    "Replicated workloads (Deployments, StatefulSets, and the HPAs scaling them) run at least the stack's minimum replicas, so one pod loss or a rollout is not an outage.",
   config: {
     properties: {
       minReplicas: {
         type: "integer",
         minimum: 1,
         default: DEFAULT_MIN_REPLICAS,
-        description: "Fewest replicas per stateless workload.",
+        description: "Fewest replicas per Deployment or StatefulSet.",
       },
     },
   },
   check(objects, config, report) {
     const minimum = config.minReplicas ?? DEFAULT_MIN_REPLICAS;
-    const scaled = autoscaledDeployments(objects);
+    const scaled = autoscaledWorkloads(objects);
     for (const o of objects) {
       const isHpa = HPA_TYPES.includes(o.type);
-      if ((o.type !== DEPLOYMENT && !isHpa) || o.exempt !== undefined) continue;
-      // An autoscaled Deployment carries no count of its own; its HPA's floor is checked.
-      if (o.type === DEPLOYMENT && scaled.has(deploymentKey(o.props))) continue;
+      if ((!REPLICATED_TYPES.includes(o.type) && !isHpa) || o.exempt !== undefined) continue;
+      // An autoscaled workload carries no count of its own; its HPA's floor is checked.
+      if (!isHpa && scaled.has(workloadKey(o.type, o.props))) continue;
       const field = isHpa ? "minReplicas" : "replicas";
       const v = at(o.props, "spec", field);
       if (isUnknown(v)) continue;
@@ -55,23 +61,40 @@ export const minimumReplicas = stackPolicy<ReplicasConfig>({
   },
 });
 
-const deploymentKey = (props: Record<string, unknown>) =>
-  `${str(metadataOf(props).namespace) ?? ""}/${str(metadataOf(props).name) ?? ""}`;
+/** `<Kind>/<namespace>/<name>`: how HPAs (scaleTargetRef) and workloads meet. */
+const workloadKey = (type: string, props: Record<string, unknown>) =>
+  `${type.split(":")[2]}/${str(metadataOf(props).namespace) ?? ""}/${str(metadataOf(props).name) ?? ""}`;
 
-/** `<namespace>/<name>` of each Deployment an HPA scales, with the HPA's floor. */
-function autoscaledDeployments(objects: StackObject[]): Map<string, number | undefined> {
+/** Each workload an HPA scales (by workloadKey), with the HPA's floor (undefined: unknown). */
+function autoscaledWorkloads(objects: StackObject[]): Map<string, number | undefined> {
   const out = new Map<string, number | undefined>();
   for (const o of objects) {
     if (!HPA_TYPES.includes(o.type)) continue;
     const ref = obj(at(o.props, "spec", "scaleTargetRef")) ?? {};
-    if (str(ref.kind) !== "Deployment") continue;
+    const kind = str(ref.kind);
+    if (kind !== "Deployment" && kind !== "StatefulSet") continue;
     const min = at(o.props, "spec", "minReplicas");
     out.set(
-      `${str(metadataOf(o.props).namespace) ?? ""}/${str(ref.name) ?? ""}`,
+      `${kind}/${str(metadataOf(o.props).namespace) ?? ""}/${str(ref.name) ?? ""}`,
       isUnknown(min) ? undefined : typeof min === "number" ? min : 1,
     );
   }
   return out;
+}
+
+/**
+ * Pods a workload runs at least: its HPA's floor when autoscaled, else spec.replicas (unset: 1).
+ * Undefined while unknown in preview.
+ */
+function steadyReplicas(
+  o: { type: string; props: Record<string, unknown> },
+  scaled: Map<string, number | undefined>,
+): number | undefined {
+  const key = workloadKey(o.type, o.props);
+  if (scaled.has(key)) return scaled.get(key);
+  const v = at(o.props, "spec", "replicas");
+  if (isUnknown(v)) return undefined;
+  return typeof v === "number" ? v : 1;
 }
 
 /** How many pods the PDB lets the eviction API take down at once, given the workload's replicas. */
@@ -94,12 +117,12 @@ function allowedDisruptions(pdb: StackObject, replicas: number): number | undefi
 export const podDisruptionBudget = stackPolicy({
   name: "pod-disruption-budget",
   description:
-    "Every stateless workload (Deployment) has a PodDisruptionBudget that still allows at least one voluntary disruption.",
+    "Every replicated workload (Deployment or StatefulSet) has a PodDisruptionBudget that still allows at least one voluntary disruption.",
   check(objects, _config, report) {
     const pdbs = objects.filter((o) => o.type === PDB);
-    const scaled = autoscaledDeployments(objects);
+    const scaled = autoscaledWorkloads(objects);
     for (const o of objects) {
-      if (o.type !== DEPLOYMENT || o.exempt !== undefined) continue;
+      if (!REPLICATED_TYPES.includes(o.type) || o.exempt !== undefined) continue;
       const labels = workloadOf(o.type, o.props)!.podLabels;
       if (!labels) continue;
       const ns = str(metadataOf(o.props).namespace);
@@ -119,13 +142,8 @@ export const podDisruptionBudget = stackPolicy({
         );
         continue;
       }
-      // An autoscaled Deployment runs at least its HPA's floor.
-      const replicasRaw = scaled.has(deploymentKey(o.props))
-        ? scaled.get(deploymentKey(o.props))
-        : at(o.props, "spec", "replicas");
-      if (replicasRaw === undefined && scaled.has(deploymentKey(o.props))) continue;
-      if (isUnknown(replicasRaw)) continue;
-      const replicas = typeof replicasRaw === "number" ? replicasRaw : 1;
+      const replicas = steadyReplicas(o, scaled);
+      if (replicas === undefined) continue;
       for (const p of matching) {
         const allowed = allowedDisruptions(p, replicas);
         if (allowed !== undefined && allowed < 1)
@@ -139,39 +157,43 @@ export const podDisruptionBudget = stackPolicy({
   },
 });
 
-export const statefulAntiAffinity = resourcePolicy({
-  name: "stateful-anti-affinity",
+export const replicaSpread = stackPolicy({
+  name: "replica-spread",
   description:
-    "StatefulSets with more than one replica spread their pods over nodes (pod anti-affinity or a topology spread), so one node loss keeps a replica.",
-  types: [STATEFUL_SET],
-  check({ type, props }, report) {
-    const replicas = at(props, "spec", "replicas");
-    if (isUnknown(replicas) || typeof replicas !== "number" || replicas < 2) return;
-    const w = workloadOf(type, props)!;
-    if (!w.podSpec) return;
-    const anti = at(w.podSpec, "affinity", "podAntiAffinity");
-    if (isUnknown(anti) || isUnknown(w.podSpec.topologySpreadConstraints)) return;
-    const terms = [
-      ...arr(at(anti, "requiredDuringSchedulingIgnoredDuringExecution")),
-      ...arr(at(anti, "preferredDuringSchedulingIgnoredDuringExecution")).map((t) =>
-        at(t, "podAffinityTerm"),
-      ),
-    ].filter((t) => str(at(t, "topologyKey")));
-    const spreads = arr(w.podSpec.topologySpreadConstraints).filter((t) =>
-      str(at(t, "topologyKey")),
-    );
-    if (terms.length === 0 && spreads.length === 0)
-      report(
-        `${replicas} replicas with no pod anti-affinity, so they may all land on one node`,
-        `add ${w.podSpecPath}.affinity.podAntiAffinity (topologyKey kubernetes.io/hostname) selecting the StatefulSet's own pod labels`,
+    "Replicated workloads (Deployments and StatefulSets) running two or more pods spread them over nodes (pod anti-affinity or a topology spread), so one node loss keeps a replica.",
+  check(objects, _config, report) {
+    const scaled = autoscaledWorkloads(objects);
+    for (const o of objects) {
+      if (!REPLICATED_TYPES.includes(o.type) || o.exempt !== undefined) continue;
+      const replicas = steadyReplicas(o, scaled);
+      if (replicas === undefined || replicas < 2) continue;
+      const w = workloadOf(o.type, o.props)!;
+      if (!w.podSpec) continue;
+      const anti = at(w.podSpec, "affinity", "podAntiAffinity");
+      if (isUnknown(anti) || isUnknown(w.podSpec.topologySpreadConstraints)) continue;
+      const terms = [
+        ...arr(at(anti, "requiredDuringSchedulingIgnoredDuringExecution")),
+        ...arr(at(anti, "preferredDuringSchedulingIgnoredDuringExecution")).map((t) =>
+          at(t, "podAffinityTerm"),
+        ),
+      ].filter((t) => str(at(t, "topologyKey")));
+      const spreads = arr(w.podSpec.topologySpreadConstraints).filter((t) =>
+        str(at(t, "topologyKey")),
       );
+      if (terms.length === 0 && spreads.length === 0)
+        report(
+          o,
+          `${replicas} replicas with no pod anti-affinity or topology spread, so they may all land on one node`,
+          `add ${w.podSpecPath}.topologySpreadConstraints (spreadOverNodes) or affinity.podAntiAffinity on topologyKey kubernetes.io/hostname, selecting the workload's own pod labels`,
+        );
+    }
   },
 });
 
 export const probes = resourcePolicy({
   name: "probes",
   description:
-    "Every long-running container has a liveness probe, and a readiness probe when it serves a port.",
+    "Every long-running container (Deployment, StatefulSet, DaemonSet) has a liveness probe, and a readiness probe when it serves a port.",
   types: SERVING_TYPES,
   check({ type, props }, report) {
     for (const c of containersOf(workloadOf(type, props)!)) {
@@ -190,9 +212,4 @@ export const probes = resourcePolicy({
   },
 });
 
-export const availabilityPolicies = [
-  minimumReplicas,
-  podDisruptionBudget,
-  statefulAntiAffinity,
-  probes,
-];
+export const availabilityPolicies = [minimumReplicas, podDisruptionBudget, replicaSpread, probes];

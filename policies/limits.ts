@@ -1,4 +1,7 @@
-/** Resource limits: every container is sized, consistently, and within the stack's maximums. */
+/**
+ * Resource limits: every container is sized, consistently, within the stack's maximums, and
+ * under the platform's one CPU rule — requests, never limits (docs/ARCHITECTURE.md).
+ */
 import { WORKLOAD_TYPES, containersOf, workloadOf } from "./lib/k8s";
 import { resourcePolicy } from "./lib/policy";
 import { parseQuantity } from "./lib/quantity";
@@ -89,4 +92,21 @@ export const containerResourceMaximums = resourcePolicy<MaximumsConfig>({
   },
 });
 
-export const limitsPolicies = [containerResources, containerResourceMaximums];
+export const noCpuLimits = resourcePolicy({
+  name: "no-cpu-limits",
+  description:
+    "No container or init container sets a CPU limit: CPU is sized by requests alone, because a CFS quota throttles latency-critical containers (PostgreSQL, Redis, the API) even on an idle node.",
+  types: WORKLOAD_TYPES,
+  check({ type, props }, report) {
+    for (const c of containersOf(workloadOf(type, props)!)) {
+      const limit = at(c.container.resources, "limits", "cpu");
+      if (isUnknown(limit) || absent(limit)) continue;
+      report(
+        `${c.label} has a CPU limit (${String(limit)}), so the kernel throttles it for the rest of each CFS period once it bursts past the quota`,
+        `remove ${c.path}.resources.limits.cpu (the config refuses *.resources.limits.cpu) and size CPU with requests.cpu`,
+      );
+    }
+  },
+});
+
+export const limitsPolicies = [containerResources, containerResourceMaximums, noCpuLimits];

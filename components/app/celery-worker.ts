@@ -13,7 +13,7 @@ import {
   workloadLabels,
   writableVolumes,
 } from "../lib/k8s";
-import { NetworkAccess } from "../lib/network";
+import { NetworkAccess, withConfiguredEgress } from "../lib/network";
 import { spreadOverNodes, workloadCompanions } from "../lib/workload";
 
 export interface CeleryWorkerArgs extends ClusterPlacement {
@@ -29,6 +29,11 @@ export interface CeleryWorkerArgs extends ClusterPlacement {
   /** Explicit network allows (broker, database). Default: none. */
   network?: NetworkAccess;
   imagePullSecrets?: pulumi.Input<string>[];
+  /**
+   * Resources that must be ready before the Deployment changes: the migration Job. Pulumi awaits
+   * them, so a failed migration fails the update with the old pods still serving.
+   */
+  rolloutAfter?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -59,7 +64,7 @@ export class CeleryWorker extends pulumi.ComponentResource {
       namespace: args.namespace,
       labels,
       selector,
-      network: args.network ?? {},
+      network: withConfiguredEgress(args.network, c.egress),
     });
 
     const deployment = new k8s.apps.v1.Deployment(
@@ -116,7 +121,7 @@ export class CeleryWorker extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, provider: args.provider },
+      { parent: this, provider: args.provider, dependsOn: args.rolloutAfter },
     );
     this.deploymentName = deployment.metadata.name;
     this.registerOutputs({ deploymentName: this.deploymentName });

@@ -13,7 +13,7 @@ import {
   workloadLabels,
   writableVolumes,
 } from "../lib/k8s";
-import { NetworkAccess } from "../lib/network";
+import { NetworkAccess, withConfiguredEgress } from "../lib/network";
 import { spreadOverNodes, workloadCompanions } from "../lib/workload";
 
 export interface WebServiceArgs extends ClusterPlacement {
@@ -33,6 +33,11 @@ export interface WebServiceArgs extends ClusterPlacement {
   network?: NetworkAccess;
   /** Names of docker-registry Secrets for private images. Default: none. */
   imagePullSecrets?: pulumi.Input<string>[];
+  /**
+   * Resources that must be ready before the Deployment changes: the migration Job. Pulumi awaits
+   * them, so a failed migration fails the update with the old pods still serving.
+   */
+  rolloutAfter?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -58,7 +63,7 @@ export class WebService extends pulumi.ComponentResource {
       namespace: args.namespace,
       labels,
       selector,
-      network: args.network ?? {},
+      network: withConfiguredEgress(args.network, c.egress),
     });
 
     const deployment = new k8s.apps.v1.Deployment(
@@ -69,7 +74,11 @@ export class WebService extends pulumi.ComponentResource {
       },
       // The HPA scales through the scale subresource; sending or diffing the count would undo
       // it (and conflict with its field manager under server-side apply).
-      c.autoscaling.enabled ? { ...child, ignoreChanges: ["spec.replicas"] } : child,
+      {
+        ...child,
+        dependsOn: args.rolloutAfter,
+        ...(c.autoscaling.enabled ? { ignoreChanges: ["spec.replicas"] } : {}),
+      },
     );
 
     const service = new k8s.core.v1.Service(

@@ -1,27 +1,37 @@
 import { z } from "zod";
+import { egressSchema } from "./egress";
 import {
   cpuQuantity,
-  cpuToMillicores,
   memoryQuantity,
   memoryToBytes,
   pinnedImage,
   replicaCount,
 } from "./validators";
 
-/** CPU/memory for one container. A CPU limit is optional on purpose: CFS throttling hurts latency. */
+/**
+ * CPU/memory for one container, under the platform's one resource rule (docs/ARCHITECTURE.md,
+ * "Resource rule"): requests for CPU and memory always, a memory limit always, a CPU limit never.
+ * CPU is compressible: the request buys the container its share of a busy node (CFS weight),
+ * while a limit adds a CFS quota that throttles a multi-threaded burst for the rest of each
+ * 100 ms period — latency spikes for PostgreSQL, Redis and the API while the node may be idle.
+ * Memory is not compressible, so its limit bounds what one leaking container can take.
+ */
 export const resourcesSchema = z
   .strictObject({
     requests: z.strictObject({ cpu: cpuQuantity, memory: memoryQuantity }),
-    limits: z.strictObject({ cpu: cpuQuantity.optional(), memory: memoryQuantity }),
+    limits: z.strictObject({
+      /** Not allowed (the resource rule above): size CPU with `requests.cpu` only. */
+      cpu: z.unknown().optional(),
+      memory: memoryQuantity,
+    }),
   })
   .superRefine((r, ctx) => {
-    const reqCpu = cpuToMillicores(r.requests.cpu);
-    const limCpu = r.limits.cpu === undefined ? undefined : cpuToMillicores(r.limits.cpu);
-    if (reqCpu !== undefined && limCpu !== undefined && reqCpu > limCpu) {
+    if (r.limits.cpu !== undefined) {
       ctx.addIssue({
         code: "custom",
         path: ["limits", "cpu"],
-        message: `must be at least requests.cpu (${r.requests.cpu})`,
+        message:
+          "must not be set: the platform runs without CPU limits (CFS throttling stalls latency-critical containers); size CPU with requests.cpu",
       });
     }
     const reqMem = memoryToBytes(r.requests.memory);
@@ -33,7 +43,8 @@ export const resourcesSchema = z
         message: `must be at least requests.memory (${r.requests.memory})`,
       });
     }
-  });
+  })
+  .transform((r) => ({ requests: r.requests, limits: { memory: r.limits.memory } }));
 export type Resources = z.output<typeof resourcesSchema>;
 
 export const autoscalingSchema = z
@@ -88,6 +99,11 @@ function webServiceSchema(defaults: { image: string; port: number; metrics: bool
       writablePaths: z.array(z.string().startsWith("/")).default(["/tmp"]),
       /** Plain, non-secret environment variables. Secrets never go here. */
       env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).default({}),
+      /**
+       * Destinations outside the cluster the pods may connect to (CIDRs and ports), added to
+       * the workload's NetworkPolicy. Default: none (only in-cluster peers and DNS).
+       */
+      egress: egressSchema,
     })
     .superRefine((s, ctx) => {
       if (s.autoscaling.enabled && s.replicas !== undefined) {
@@ -137,5 +153,10 @@ export const celerySchema = z.strictObject({
   /** Seconds the liveness `celery inspect ping` waits for this worker's reply. */
   pingTimeoutSeconds: z.number().int().min(1).max(60).default(10),
   env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).default({}),
+  /**
+   * Destinations outside the cluster the workers may connect to (market-data APIs: CIDRs and
+   * ports), added to their NetworkPolicy. Default: none (only the broker, PostgreSQL and DNS).
+   */
+  egress: egressSchema,
 });
 export type WorkerConfig = z.output<typeof celerySchema>;

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { apiSchema, celerySchema, frontendSchema } from "./app";
 import { alertSecretSchemas, monitoringSchema } from "./monitoring";
+import { migrationSchema } from "./migration";
 import { clusterSchema, ingressSchema, registryPasswordSchema, registrySchema } from "./platform";
 import { redisSchema } from "./redis";
 import { postgresSchema } from "./postgres";
@@ -18,6 +19,8 @@ export const platformSchema = z
     registry: registrySchema.optional(),
     registryPassword: registryPasswordSchema.optional(),
     api: apiSchema.prefault({}),
+    /** Database migration Job that runs before each new API version rolls out. */
+    migration: migrationSchema.prefault({}),
     frontend: frontendSchema.prefault({}),
     celery: celerySchema.prefault({}),
     ingress: ingressSchema.prefault({}),

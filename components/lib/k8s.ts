@@ -63,13 +63,11 @@ export function restrictedContainerSecurity(
   };
 }
 
+/** Requests for CPU and memory, a memory limit, never a CPU limit (the resource rule). */
 export function toResourceRequirements(r: Resources): k8s.types.input.core.v1.ResourceRequirements {
   return {
     requests: { cpu: r.requests.cpu, memory: r.requests.memory },
-    limits:
-      r.limits.cpu === undefined
-        ? { memory: r.limits.memory }
-        : { cpu: r.limits.cpu, memory: r.limits.memory },
+    limits: { memory: r.limits.memory },
   };
 }
 

@@ -34,6 +34,8 @@ export interface ResourceOptionsSeen {
   replaceOnChanges: string[];
   deleteBeforeReplace: boolean;
   protect: boolean;
+  /** What the engine must finish first (`dependsOn` and input dependencies), as `type::name`. */
+  dependsOn: string[];
 }
 
 // The subset of the SDK's RegisterResourceRequest read here.
@@ -44,6 +46,15 @@ interface RegisterRequest {
   getReplaceonchangesList(): string[];
   getDeletebeforereplace(): boolean;
   getProtect(): boolean;
+  getDependenciesList(): string[];
+}
+
+/** `urn:pulumi:<stack>::<project>::<parent types>$<type>::<name>` → `<type>::<name>`. */
+function typeAndName(urn: string): string {
+  const parts = urn.split("::");
+  const name = parts.slice(3).join("::");
+  const qualified = parts[2] ?? "";
+  return `${qualified.slice(qualified.lastIndexOf("$") + 1)}::${name}`;
 }
 
 /**
@@ -62,6 +73,7 @@ function recordOptions(): Map<string, ResourceOptionsSeen> {
       replaceOnChanges: req.getReplaceonchangesList(),
       deleteBeforeReplace: req.getDeletebeforereplace(),
       protect: req.getProtect(),
+      dependsOn: req.getDependenciesList().map(typeAndName),
     });
     return register(req, cb);
   };
@@ -217,6 +229,7 @@ export async function renderStack(
             replaceOnChanges: [],
             deleteBeforeReplace: false,
             protect: false,
+            dependsOn: [],
           },
         });
         return { id: `${args.name}-id`, state: mockOutputs({ ...args, inputs }) };

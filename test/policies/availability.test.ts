@@ -1,11 +1,13 @@
+import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { PolicyPackServer } from "../../scripts/lib/policy-pack";
-import { expectClean, expectViolation, prodConfig, startPack } from "../helpers/policy";
+import { evaluate, expectClean, expectViolation, prodConfig, startPack } from "../helpers/policy";
 import { Loose, MONITORING_EXEMPTIONS, compliantStack, withEdit, without } from "./fixtures";
 
 const web = (fn: (o: Loose) => unknown) => withEdit("Deployment", "web", fn);
 const pg = (fn: (o: Loose) => unknown) => withEdit("StatefulSet", "postgresql", fn);
 const pdb = (fn: (o: Loose) => unknown) => withEdit("PodDisruptionBudget", "web", fn);
+const pgPdb = (fn: (o: Loose) => unknown) => withEdit("PodDisruptionBudget", "postgresql", fn);
 
 describe("availability policies", () => {
   let pack: PolicyPackServer;
@@ -87,6 +89,36 @@ describe("availability policies", () => {
     });
   });
 
+  describe("minimum-replicas on StatefulSets", () => {
+    it("reports a StatefulSet with one replica", async () => {
+      await expectViolation(
+        pack,
+        pg((o) => (o.spec.replicas = 1)),
+        "minimum-replicas",
+        "StatefulSet/postgresql",
+        /spec\.replicas is 1, below this stack's minimum of 2/,
+      );
+    });
+    it("holds single-replica Prometheus and Loki to the rule unless prod.json exempts them", async () => {
+      // Same pack, prod.json without its two reviewed StatefulSet exemptions.
+      await pack.configure(
+        prodConfig({ ...MONITORING_EXEMPTIONS, "minimum-replicas": { minReplicas: 2 } }),
+      );
+      try {
+        await expectViolation(
+          pack,
+          without("StatefulSet", "loki"),
+          "minimum-replicas",
+          "StatefulSet/prometheus",
+          /spec\.replicas is 1/,
+        );
+      } finally {
+        await pack.configure(prodConfig(MONITORING_EXEMPTIONS));
+      }
+      await expectClean(pack, compliantStack());
+    });
+  });
+
   describe("pod-disruption-budget", () => {
     it("reports a Deployment without a PDB", async () => {
       await expectViolation(
@@ -124,6 +156,35 @@ describe("availability policies", () => {
         }),
       );
     });
+    it("reports a replicated StatefulSet without a PDB", async () => {
+      const stack = without("PodDisruptionBudget", "postgresql");
+      await expectViolation(
+        pack,
+        stack,
+        "pod-disruption-budget",
+        "StatefulSet/postgresql",
+        /no PodDisruptionBudget covers its pods/,
+      );
+    });
+    it("reports a StatefulSet PDB that allows no disruption, accepts one that does", async () => {
+      await expectViolation(
+        pack,
+        pgPdb((o) => {
+          delete o.spec.maxUnavailable;
+          o.spec.minAvailable = 3;
+        }),
+        "pod-disruption-budget",
+        "PodDisruptionBudget/postgresql",
+        /allows no voluntary disruption of StatefulSet\/postgresql at 3 replicas/,
+      );
+      await expectClean(
+        pack,
+        pgPdb((o) => {
+          delete o.spec.maxUnavailable;
+          o.spec.minAvailable = 2;
+        }),
+      );
+    });
     it("reports a PDB whose selector misses the pods", async () => {
       await expectViolation(
         pack,
@@ -134,14 +195,50 @@ describe("availability policies", () => {
     });
   });
 
-  describe("stateful-anti-affinity", () => {
+  describe("replica-spread", () => {
+    it("reports a Deployment whose replicas may share a node", async () => {
+      await expectViolation(
+        pack,
+        web((o) => delete o.spec.template.spec.topologySpreadConstraints),
+        "replica-spread",
+        "Deployment/web",
+        /3 replicas with no pod anti-affinity or topology spread/,
+      );
+    });
+    it("counts an autoscaled Deployment by its HPA's floor", async () => {
+      const hpa = (minReplicas: number) => ({
+        apiVersion: "autoscaling/v2",
+        kind: "HorizontalPodAutoscaler",
+        metadata: {
+          name: "web",
+          namespace: "stock-analysis",
+          labels: (compliantStack()[2].metadata as Loose).labels,
+        },
+        spec: {
+          scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "web" },
+          minReplicas,
+          maxReplicas: 5,
+        },
+      });
+      const unspread = web((o) => {
+        delete o.spec.replicas;
+        delete o.spec.template.spec.topologySpreadConstraints;
+      });
+      await expectViolation(
+        pack,
+        [...unspread, hpa(2)],
+        "replica-spread",
+        "Deployment/web",
+        /2 replicas/,
+      );
+    });
     it("reports replicas that may share a node", async () => {
       await expectViolation(
         pack,
         pg((o) => delete o.spec.template.spec.affinity),
-        "stateful-anti-affinity",
+        "replica-spread",
         "StatefulSet/postgresql",
-        /3 replicas with no pod anti-affinity/,
+        /3 replicas with no pod anti-affinity or topology spread/,
       );
     });
     it("accepts required anti-affinity or a topology spread, and ignores single replicas", async () => {
@@ -174,13 +271,19 @@ describe("availability policies", () => {
           ];
         }),
       );
-      await expectClean(
+      // One replica has nothing to spread (minimum-replicas reports the count itself).
+      const single = await evaluate(
         pack,
         pg((o) => {
           delete o.spec.template.spec.affinity;
           o.spec.replicas = 1;
         }),
       );
+      assert.deepEqual(
+        single.filter((d) => d.policyName === "replica-spread"),
+        [],
+      );
+      assert.ok(single.some((d) => d.policyName === "minimum-replicas"));
     });
   });
 

@@ -1,7 +1,8 @@
 /**
  * A small stack that satisfies every policy: namespace with default-deny, a stateless web tier
  * (Deployment, Service, ServiceAccount, PDB, allow policy), PostgreSQL as a 3-replica StatefulSet
- * with its backup CronJob, Prometheus and Loki. Tests break one thing at a time.
+ * with its PDB and backup CronJob, Prometheus and Loki (one replica each, exempt in prod.json).
+ * Tests break one thing at a time.
  */
 import { Obj, clone } from "../helpers/policy";
 
@@ -34,7 +35,7 @@ export function container(name: string, image: string, extra: Record<string, unk
     ports: [{ name: "http", containerPort: 8000 }],
     resources: {
       requests: { cpu: "250m", memory: "256Mi" },
-      limits: { cpu: "1", memory: "512Mi" },
+      limits: { memory: "512Mi" },
     },
     securityContext: {
       allowPrivilegeEscalation: false,
@@ -123,6 +124,14 @@ export function webDeployment(): Obj {
           ],
           {
             serviceAccountName: "web",
+            topologySpreadConstraints: [
+              {
+                maxSkew: 1,
+                topologyKey: "kubernetes.io/hostname",
+                whenUnsatisfiable: "ScheduleAnyway",
+                labelSelector: { matchLabels: { app: "web" } },
+              },
+            ],
             initContainers: [
               container("migrate", "stock-analysis:1.0.0", {
                 ports: [],
@@ -209,6 +218,15 @@ export function postgres(): Obj {
         ),
       },
     },
+  };
+}
+
+export function postgresPdb(): Obj {
+  return {
+    apiVersion: "policy/v1",
+    kind: "PodDisruptionBudget",
+    metadata: meta("postgresql", "database"),
+    spec: { maxUnavailable: 1, selector: { matchLabels: { app: "postgresql" } } },
   };
 }
 
@@ -319,6 +337,7 @@ export function compliantStack(): Obj[] {
     webPdb(),
     allowPolicy("web"),
     postgres(),
+    postgresPdb(),
     allowPolicy("postgresql"),
     postgresBackup(),
     allowPolicy("postgresql-backup"),

@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { PolicyPackServer } from "../../scripts/lib/policy-pack";
 import { expectClean, expectViolation, prodConfig, startPack } from "../helpers/policy";
@@ -61,11 +62,62 @@ describe("limits policies", () => {
         /spec\.jobTemplate\.spec\.template\.spec\.containers\[0\]/,
       );
     });
-    it("accepts a container without a CPU limit (requests are what matter for CPU)", async () => {
-      await expectClean(
+  });
+
+  describe("no-cpu-limits", () => {
+    it("reports a CPU limit on a Deployment's container", async () => {
+      await expectViolation(
         pack,
-        withEdit("Deployment", "web", (o) => delete webContainer(o).resources.limits.cpu),
+        withEdit("Deployment", "web", (o) => (webContainer(o).resources.limits.cpu = "2")),
+        "no-cpu-limits",
+        "Deployment/web",
+        /container "web" has a CPU limit \(2\)/,
       );
+    });
+    it("reports a CPU limit on a StatefulSet's container (the database is latency-critical)", async () => {
+      await expectViolation(
+        pack,
+        withEdit(
+          "StatefulSet",
+          "postgresql",
+          (o) => (o.spec.template.spec.containers[0].resources.limits.cpu = "2000m"),
+        ),
+        "no-cpu-limits",
+        "StatefulSet/postgresql",
+        /spec\.template\.spec\.containers\[0\]\.resources\.limits\.cpu/,
+      );
+    });
+    it("reports a CPU limit on an init container and on a CronJob's container", async () => {
+      await expectViolation(
+        pack,
+        withEdit(
+          "Deployment",
+          "web",
+          (o) => (o.spec.template.spec.initContainers[0].resources.limits.cpu = "500m"),
+        ),
+        "no-cpu-limits",
+        "Deployment/web",
+        /init container "migrate" has a CPU limit/,
+      );
+      await expectViolation(
+        pack,
+        withEdit(
+          "CronJob",
+          "postgresql-backup",
+          (o) => (o.spec.jobTemplate.spec.template.spec.containers[0].resources.limits.cpu = "1"),
+        ),
+        "no-cpu-limits",
+        "CronJob/postgresql-backup",
+      );
+    });
+    it("accepts containers sized by CPU requests and a memory limit only", async () => {
+      const stack = compliantStack();
+      // The fixture is the compliant case: no container in it carries a CPU limit.
+      assert.ok(
+        JSON.stringify(stack).includes('"requests":{"cpu"') &&
+          !/"limits":\{[^}]*"cpu"/.test(JSON.stringify(stack)),
+      );
+      await expectClean(pack, stack);
     });
   });
 
@@ -102,7 +154,7 @@ describe("limits policies", () => {
         withEdit("Deployment", "web", (o) => {
           webContainer(o).resources = {
             requests: { cpu: "4", memory: "8Gi" },
-            limits: { cpu: "4000m", memory: "8192Mi" },
+            limits: { memory: "8192Mi" },
           };
         }),
       );

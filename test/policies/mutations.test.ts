@@ -67,11 +67,11 @@ const MUTATIONS: Mutation[] = [
     apply: (p) => delete main(p).resources.limits.memory,
   },
   {
-    name: "CPU request above its limit",
+    name: "memory request above its limit",
     policy: "container-resources",
     type: DEPLOYMENT,
     pick: isApi,
-    apply: (p) => (main(p).resources.requests.cpu = "3"),
+    apply: (p) => (main(p).resources.requests.memory = "3Gi"),
   },
   {
     name: "container sized above the stack maximum",
@@ -301,8 +301,33 @@ const MUTATIONS: Mutation[] = [
       }),
   },
   {
+    name: "Deployment replicas without a topology spread",
+    policy: "replica-spread",
+    type: DEPLOYMENT,
+    apply: (p) => {
+      delete podSpec(p).affinity;
+      delete podSpec(p).topologySpreadConstraints;
+    },
+  },
+  {
+    name: "replicated StatefulSet without its PDB",
+    policy: "pod-disruption-budget",
+    type: "kubernetes:policy/v1:PodDisruptionBudget",
+    pick: (p) => name(p) === "postgresql",
+    apply: "delete",
+    reported: () => "StatefulSet/postgresql",
+  },
+  {
+    name: "CPU limit on PostgreSQL",
+    policy: "no-cpu-limits",
+    type: STATEFUL_SET,
+    pick: (p) => name(p) === "postgresql",
+    apply: (p) =>
+      (main(p).resources = { ...main(p).resources, limits: { cpu: "2", memory: "4Gi" } }),
+  },
+  {
     name: "stateful replicas without anti-affinity",
-    policy: "stateful-anti-affinity",
+    policy: "replica-spread",
     type: STATEFUL_SET,
     pick: (p) => p.spec.replicas >= 2,
     apply: (p) => {

@@ -287,6 +287,30 @@ describe("security policies", () => {
     });
   });
 
+  describe("egress allow-list (api/celery.egress)", () => {
+    it("accepts a workload policy with ipBlock egress rules (CIDR, except, port ranges)", async () => {
+      await expectClean(
+        pack,
+        withEdit("NetworkPolicy", "web-allow", (o) => {
+          o.spec.egress = [
+            {
+              to: [{ podSelector: { matchLabels: { app: "postgresql" } } }],
+              ports: [{ protocol: "TCP", port: 5432 }],
+            },
+            {
+              to: [{ ipBlock: { cidr: "203.0.113.0/24" } }],
+              ports: [{ protocol: "TCP", port: 443 }],
+            },
+            {
+              to: [{ ipBlock: { cidr: "0.0.0.0/0", except: ["10.0.0.0/8"] } }],
+              ports: [{ protocol: "UDP", port: 5000, endPort: 5010 }],
+            },
+          ];
+        }),
+      );
+    });
+  });
+
   describe("default-deny-network-policy", () => {
     it("reports the namespace when default-deny is missing", async () => {
       await expectViolation(

@@ -125,6 +125,17 @@ describe("config model", () => {
       '"1Gi"',
       /at least requests.memory \(2Gi\)/,
     ));
+  it("rejects a CPU limit (the resource rule: requests only, no CFS quota)", () =>
+    rejects(
+      {
+        postgres: {
+          resources: { requests: { cpu: "2", memory: "4Gi" }, limits: { cpu: "2", memory: "4Gi" } },
+        },
+      },
+      "postgres.resources.limits.cpu",
+      '"2"',
+      /must not be set: the platform runs without CPU limits/,
+    ));
   it("rejects an untagged image", () =>
     rejects(
       { api: { image: "registry.example.com:5000/stock-analysis" } },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { cpuToMillicores, memoryToBytes } from "../../components/config/validators";
+import { memoryToBytes } from "../../components/config/validators";
 import { MOCK_SECRET_PREFIX, type K8sObject } from "../../scripts/lib/render-stack";
 import { podSpecOf, stackTotals, workloadSizes } from "../../scripts/lib/summary";
 import { RenderResult, find, render } from "../helpers/render";
@@ -204,7 +204,7 @@ describe("both stacks", () => {
         }
       });
 
-      it("gives every container requests and a memory limit, requests ≤ limits", () => {
+      it("gives every container requests and a memory limit, requests ≤ limits, no CPU limit", () => {
         for (const o of stacks[stack].objects) {
           const spec = podSpecOf(o) as Any;
           if (!spec) continue;
@@ -215,8 +215,8 @@ describe("both stacks", () => {
               `${o.kind}/${o.metadata.name}/${c.name}`,
             );
             assert.ok(memoryToBytes(r.requests.memory)! <= memoryToBytes(r.limits.memory)!);
-            if (r.limits.cpu)
-              assert.ok(cpuToMillicores(r.requests.cpu)! <= cpuToMillicores(r.limits.cpu)!);
+            // The resource rule: no CPU limits anywhere (docs/ARCHITECTURE.md).
+            assert.equal(r.limits.cpu, undefined, `${o.kind}/${o.metadata.name}/${c.name}`);
           }
         }
       });
