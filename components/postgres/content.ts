@@ -154,6 +154,7 @@ export const SCRIPT_NAMES = [
   "pg-backrest.sh",
   "pg-backrest-restore.sh",
   "pg-backrest-verify.sh",
+  "pg-backup-exec.sh",
 ] as const;
 
 export type PostgresScriptName = (typeof SCRIPT_NAMES)[number];
