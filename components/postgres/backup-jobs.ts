@@ -4,7 +4,7 @@
  *
  * Backups run where PGDATA is: the full / differential CronJobs start a small kubectl pod whose
  * ServiceAccount may only `pods/exec` into the members (by name) and list pods, and it runs
- * pg-backrest.sh in the current primary's postgresql container (docs/adr/pgbackrest-backups.md).
+ * pg-backrest.sh in the current primary's postgresql container (docs/ARCHITECTURE.md, PostgreSQL backups).
  * Verification never touches a member: its own pod restores the newest backup into an ephemeral
  * volume and checks it (pg-backrest-verify.sh).
  */

@@ -498,4 +498,3 @@ describe("pgBackRest to S3", () => {
     }
   });
 });
-

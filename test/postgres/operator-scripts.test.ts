@@ -109,54 +109,7 @@ after(async () => {
   for (const d of [work, backupDir]) if (d) fs.rmSync(d, { recursive: true, force: true });
 });
 
-const replicas = {
-  FAKE_REPLICAS_stock_analysis_api: "5",
-  FAKE_REPLICAS_stock_analysis_celery: "3",
-};
-
-describe("scripts/pg-restore", () => {
-  it("scales API and Celery to 0, restores with pg-restore.sh, scales back to the previous counts", async () => {
-    await cluster.sql(0, "delete from stocks where id > 100", "stock_analysis");
-    const r = await run("scripts/pg-restore", [], replicas);
-    assert.equal(r.code, 0, r.stderr + r.stdout);
-    assert.equal(await cluster.sql(0, "select count(*) from stocks", "stock_analysis"), "5000");
-    const scale = r.calls.filter((c) => c.includes(" scale "));
-    assert.deepEqual(scale, [
-      "-n stock-analysis scale deployment stock-analysis-api --replicas=0",
-      "-n stock-analysis scale deployment stock-analysis-celery --replicas=0",
-      "-n stock-analysis scale deployment stock-analysis-api --replicas=5",
-      "-n stock-analysis scale deployment stock-analysis-celery --replicas=3",
-    ]);
-    const i = (s: string) => r.calls.findIndex((c) => c.includes(s));
-    assert.ok(i("get pods -l app=stock-analysis-celery -o name") < i("create job"));
-    assert.ok(i("--replicas=0") < i("get pods -l app=stock-analysis-api"));
-    assert.ok(i("--from=cronjob/postgresql-restore") < i("--replicas=5"));
-    assert.match(r.stdout, /restore succeeded/);
-  });
-
-  it("scales back to the previous counts when the restore fails, leaving the database as it was", async () => {
-    await cluster.sql(0, "delete from stocks where id > 10", "stock_analysis");
-    const r = await run("scripts/pg-restore", ["backup-20000101T000000Z"], {
-      FAKE_REPLICAS_stock_analysis_api: "2",
-      FAKE_REPLICAS_stock_analysis_celery: "1",
-    });
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /restore FAILED/);
-    assert.match(r.stdout, /no backup backup-20000101T000000Z/);
-    assert.deepEqual(r.calls.slice(-2), [
-      "-n stock-analysis scale deployment stock-analysis-api --replicas=2",
-      "-n stock-analysis scale deployment stock-analysis-celery --replicas=1",
-    ]);
-    assert.equal(await cluster.sql(0, "select count(*) from stocks", "stock_analysis"), "10");
-  });
-
-  it("refuses to start when it cannot read the current replica counts", async () => {
-    const r = await run("scripts/pg-restore", [], { FAKE_REPLICAS_stock_analysis_api: "5" });
-    assert.notEqual(r.code, 0);
-    assert.equal(r.calls.filter((c) => c.includes(" scale ")).length, 0);
-  });
-});
-
+// scripts/pg-restore (pgBackRest into a new volume) is tested in test/backup/pg-restore-script.test.ts.
 describe("scripts/pg-failover", () => {
   it("pins the new primary on every member, promotes it, repoints the Service, prints the config line", async () => {
     const r = await run("scripts/pg-failover", ["1", "--stack", "prod"], {
