@@ -2,7 +2,7 @@
 # pgBackRest operations on a PostgreSQL member (run where PGDATA is: the backup CronJob execs it in
 # the member's container; tests run it beside a local server). Object-store keys come only from
 # the environment (PGBACKREST_REPO<n>_S3_KEY / _KEY_SECRET, from a Secret).
-#   pg-backrest.sh init               stanza-create (idempotent) and check: archiving works end to end
+#   pg-backrest.sh init               stanza-create (when missing) and check: archiving works end to end
 #   pg-backrest.sh backup full|diff|incr
 #                                     init, the backup, then expire (below)
 #   pg-backrest.sh expire             keep every full backup of the last BACKUP_RETENTION_DAYS days
@@ -39,9 +39,14 @@ repos() {
 }
 
 init() {
-  # stanza-create is a no-op when the stanza exists and matches this cluster; it refuses (and we
-  # fail) when the repository holds another cluster's stanza (system id mismatch).
-  pgbackrest stanza-create
+  # stanza-create only when the repository has no stanza yet: it takes every lock of the stanza
+  # and so fails while an asynchronous archive-push runs (often, under load). A stanza of another
+  # cluster (system id mismatch) makes `check` fail below.
+  local code
+  code="$(pgbackrest info --output=json | jq -r '.[0].status.code')"
+  if [ "$code" = 1 ]; then
+    pgbackrest stanza-create
+  fi
   # Forces a WAL switch and waits until that segment is in every repository.
   pgbackrest check
   log "stanza $PGBACKREST_STANZA ready; WAL archiving checked"
