@@ -7,7 +7,9 @@
 #                             simulated Kubernetes cluster (scripts/cluster-sim/build.sh: built
 #                             from Go modules once, ~16 min cold, then copied from the cache); and
 #                             promtool, prometheus, amtool, alertmanager at the shipped images'
-#                             versions (scripts/prometheus-tools.sh: built once, then copied)
+#                             versions (scripts/prometheus-tools.sh: built once, then copied);
+#                             jq, and the backup tests' S3 server versitygw
+#                             (scripts/s3-sim/build.sh: a Go module, ~6 min cold, then copied)
 set -euo pipefail
 # shellcheck source=scripts/lib/help.sh
 . "$(dirname "$0")/lib/help.sh"
@@ -47,6 +49,8 @@ if [ "${1:-}" = "--tools" ]; then
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   command -v zstd >/dev/null || missing+=(zstd)
   command -v pigz >/dev/null || missing+=(pigz)
+  # PostgreSQL backups to S3 (test/backup, scripts/bench/pg-backup) and JSON in their scripts.
+  command -v jq >/dev/null || missing+=(jq)
   command -v runuser >/dev/null || missing+=(util-linux)
   # The simulated cluster's PKI and readiness probes.
   command -v openssl >/dev/null || missing+=(openssl)
@@ -66,6 +70,7 @@ if [ "${1:-}" = "--tools" ]; then
   bash scripts/cluster-sim/build.sh
   # The monitoring tests run these, not Debian's older promtool/amtool (which lack Kubernetes SD).
   bash scripts/prometheus-tools.sh
+  bash scripts/s3-sim/build.sh
   # Debian starts the packaged services on install; tests run their own on random ports.
   for svc in postgresql patroni redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
     prometheus-postgres-exporter prometheus-redis-exporter pgbouncer; do

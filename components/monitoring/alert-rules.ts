@@ -71,6 +71,15 @@ const MIN_CACHE_HIT_RATIO = 0.5;
 /** 26 h: a daily backup plus two hours of slack. */
 const BACKUP_MAX_AGE_SECONDS = 26 * 3600;
 
+/**
+ * `max by (namespace, cronjob)` of a CronJob series where `<set>-backup-full|diff|incr` count as
+ * one CronJob `<set>-backup` (the newest of them).
+ */
+function sameSet(series: string): string {
+  const set = `label_replace(${series}, "set", "$1", "cronjob", "(.+?)(?:-(?:full|diff|incr))?")`;
+  return `label_replace(max by (namespace, set) (${set}), "cronjob", "$1", "set", "(.*)")`;
+}
+
 export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
   const ns = opts.namespace;
   const backups = opts.backupCronJobPattern ?? ".*backup.*";
@@ -319,9 +328,11 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
         {
           alert: "BackupTooOld",
           // Age of the last success; a CronJob that never succeeded counts from its creation.
+          // The full and differential CronJobs of one data set (<set>-backup-full / -diff /
+          // -incr) count as one: the weekly full alone is always older than 26 h.
           expr:
-            `time() - (max by (namespace, cronjob) (kube_cronjob_status_last_successful_time{${cronjobs}}) ` +
-            `or max by (namespace, cronjob) (kube_cronjob_created{${cronjobs}})) > ${BACKUP_MAX_AGE_SECONDS}`,
+            `time() - (max by (namespace, cronjob) (${sameSet(`kube_cronjob_status_last_successful_time{${cronjobs}}`)}) ` +
+            `or max by (namespace, cronjob) (${sameSet(`kube_cronjob_created{${cronjobs}}`)})) > ${BACKUP_MAX_AGE_SECONDS}`,
           for: "10m",
           severity: "critical",
           team: "dba",

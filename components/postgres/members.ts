@@ -16,6 +16,7 @@ import {
   restrictedPodSecurity,
   toResourceRequirements,
 } from "../lib/k8s";
+import { BACKUP_EGRESS_LABEL, backrestMemberWiring, memberArchiveParameters } from "./backup-jobs";
 import { pgHbaEntries, postgresqlParameters } from "./content";
 import { MEMBER_ENV, PASSWORD_ENV, patroniConfig, patroniDynamicConfig } from "./patroni";
 
@@ -67,6 +68,15 @@ export interface MemberArgs {
   scriptsConfigMap: pulumi.Input<string>;
   /** Hash of everything mounted that needs a restart to take effect. */
   checksum: string;
+  /** ConfigMap with pgbackrest.conf, when backups are enabled. */
+  backrestConfigMap?: pulumi.Input<string>;
+}
+
+/** pgBackRest's env, volumes and mounts on the members (archive-push/get, backups by exec). */
+function backrest(a: MemberArgs): ReturnType<typeof backrestMemberWiring> {
+  return a.config.backup.enabled && a.backrestConfigMap
+    ? backrestMemberWiring(a.config.backup, a.backrestConfigMap)
+    : { env: [], volumes: [], volumeMounts: [] };
 }
 
 /** Pod selector of the members: `app` plus the scope label Patroni filters on. */
@@ -93,12 +103,16 @@ function patroniArgs(name: string, namespace: string, c: PostgresConfig) {
       retryTimeout: c.failover.retryTimeout,
     },
     maximumLagOnFailover: c.failover.maximumLagOnFailover,
-    parameters: postgresqlParameters({
-      memoryBytes: memoryToBytes(c.resources.limits.memory)!,
-      members: c.replicas,
-      maxConnections: c.maxConnections,
-      maxSlotWalKeepSize: c.maxSlotWalKeepSize,
-    }),
+    parameters: {
+      ...postgresqlParameters({
+        memoryBytes: memoryToBytes(c.resources.limits.memory)!,
+        members: c.replicas,
+        maxConnections: c.maxConnections,
+        maxSlotWalKeepSize: c.maxSlotWalKeepSize,
+      }),
+      // WAL archiving to the object store on whichever member leads (pgBackRest, backup-jobs.ts).
+      ...memberArchiveParameters(c.backup),
+    },
     pgHba: pgHbaEntries({ replicationUser: REPLICATION_USER }),
     socketDir: SOCKET_DIR,
     postBootstrap: `bash ${SCRIPTS_DIR}/pg-roles.sh`,
@@ -184,7 +198,7 @@ function memberContainer(a: MemberArgs): k8s.types.input.core.v1.Container {
       { name: "postgresql", containerPort: PORT, protocol: "TCP" },
       { name: "patroni", containerPort: REST_PORT, protocol: "TCP" },
     ],
-    env: memberEnv(a),
+    env: [...memberEnv(a), ...backrest(a).env],
     resources: toResourceRequirements(a.config.resources),
     securityContext: restrictedContainerSecurity(true),
     // Patroni's view: the leader while it holds the lock; a replica while PostgreSQL runs and the
@@ -212,6 +226,7 @@ function memberContainer(a: MemberArgs): k8s.types.input.core.v1.Container {
       { name: "secrets", mountPath: SECRETS_DIR, readOnly: true },
       { name: "run", mountPath: SOCKET_DIR },
       { name: "tmp", mountPath: "/tmp" },
+      ...backrest(a).volumeMounts,
     ],
   };
 }
@@ -261,7 +276,12 @@ export function statefulSetSpec(a: MemberArgs): k8s.types.input.apps.v1.Stateful
     selector: { matchLabels: selector },
     template: {
       metadata: {
-        labels: { ...a.labels, ...selector },
+        labels: {
+          ...a.labels,
+          ...selector,
+          // archive-push reaches the object store (backup-jobs.ts' egress policy).
+          ...(a.config.backup.enabled ? BACKUP_EGRESS_LABEL : {}),
+        },
         annotations: {
           // `kubectl exec postgresql-0 -- psql …` (the manual's commands) needs no -c.
           "kubectl.kubernetes.io/default-container": "postgresql",
@@ -301,6 +321,7 @@ export function statefulSetSpec(a: MemberArgs): k8s.types.input.apps.v1.Stateful
           },
           { name: "run", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } },
           { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+          ...backrest(a).volumes,
         ],
       },
     },

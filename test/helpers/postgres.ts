@@ -193,6 +193,10 @@ export interface ClusterOptions {
   members?: number;
   maxSlotWalKeepSize?: string;
   walKeepSize?: string;
+  /** Lines appended to every member's postgresql.conf (e.g. archiving parameters). */
+  extraConf?: string;
+  /** Extra environment of every server (and so of PostgreSQL and archive_command). */
+  env?: Record<string, string>;
 }
 
 /** postgresql.conf of a test server: the rendered parameters plus what Patroni would set. */
@@ -237,6 +241,8 @@ export class PgCluster {
   private procs: (ChildProcess | undefined)[] = [];
   private exits: (Promise<number> | undefined)[] = [];
 
+  private extraEnv: Record<string, string> = {};
+
   private constructor(root: string, ports: number[]) {
     this.root = root;
     this.ports = ports;
@@ -247,6 +253,7 @@ export class PgCluster {
     const ports: number[] = [];
     for (let i = 0; i < (o.members ?? 1); i++) ports.push(await freePort());
     const c = new PgCluster(root, ports);
+    c.extraEnv = o.env ?? {};
     const secrets = path.join(root, "secrets");
     writePgFile(path.join(secrets, "superuser"), c.passwords.superuser);
     writePgFile(path.join(secrets, "replication"), c.passwords.replication);
@@ -270,7 +277,7 @@ export class PgCluster {
           hbaFile: path.join(root, "etc/pg_hba.conf"),
           maxSlotWalKeepSize: o.maxSlotWalKeepSize,
           walKeepSize: o.walKeepSize,
-        }),
+        }) + (o.extraConf ? `\n${o.extraConf}\n` : ""),
         0o644,
       );
     }
@@ -288,6 +295,7 @@ export class PgCluster {
       PG_REPLICATION_PASSWORD_FILE: path.join(r, "secrets/replication"),
       PG_APP_PASSWORD_FILE: path.join(r, "secrets/app"),
       PG_MONITORING_PASSWORD_FILE: path.join(r, "secrets/monitoring"),
+      ...this.extraEnv,
     };
   }
 

@@ -1053,6 +1053,60 @@ describe("alert rules (promtool)", () => {
     promtoolCase("cache-thrashing", c.alert, cacheSeries(pods, 0.1, 10, 60, at + 2), at, expected);
   });
 
+  test("a weekly full plus daily differential backup CronJob count as one data set", () => {
+    const c = CONTRACT.find((x) => x.alert === "BackupTooOld")!;
+    const { fire, quiet } = probeValues(c);
+    const full = { namespace: NS, cronjob: "postgresql-backup-full", job: "kube-state-metrics" };
+    const diff = { namespace: NS, cronjob: "postgresql-backup-diff", job: "kube-state-metrics" };
+    const exp = [
+      {
+        exp_labels: {
+          namespace: NS,
+          cronjob: "postgresql-backup",
+          severity: c.severity,
+          team: c.team,
+        },
+      },
+    ];
+    // The full is always days old; only when the differential is old too is the set stale.
+    const cases = [
+      { diffAge: quiet, exp: [] },
+      { diffAge: fire, exp },
+    ];
+    writeFileSync(
+      join(dir, "fulldiff.test.yml"),
+      stringify({
+        rule_files: ["rules.yml"],
+        evaluation_interval: "1m",
+        tests: cases.map((k, i) => ({
+          name: `full-diff-${i}`,
+          interval: "1m",
+          input_series: [
+            {
+              series: sel("kube_cronjob_status_last_successful_time", full),
+              values: `${-5 * 86400}+0x${c.forMin + 2}`,
+            },
+            {
+              series: sel("kube_cronjob_created", full),
+              values: `${-30 * 86400}+0x${c.forMin + 2}`,
+            },
+            {
+              series: sel("kube_cronjob_status_last_successful_time", diff),
+              values: `${-k.diffAge}+0x${c.forMin + 2}`,
+            },
+            {
+              series: sel("kube_cronjob_created", diff),
+              values: `${-30 * 86400}+0x${c.forMin + 2}`,
+            },
+          ],
+          alert_rule_test: [{ eval_time: `${c.forMin}m`, alertname: c.alert, exp_alerts: k.exp }],
+        })),
+      }),
+    );
+    const r = run(tool("promtool"), ["test", "rules", "fulldiff.test.yml"], { cwd: dir });
+    assert.equal(r.status, 0, r.output);
+  });
+
   test("celery_queue_length is recorded per queue as the max over broker pods, cache pods ignored", () => {
     const key = (app: string, pod: string, k: string) =>
       sel("redis_key_size", { namespace: NS, app, pod, db: "db0", key: k });

@@ -181,10 +181,12 @@ describe("monitoring in prod", () => {
   });
 
   it("RBAC is least privilege: read-only verbs, no secrets, cluster scope only for nodes", () => {
-    // Patroni's read-write Role (its DCS) is pinned rule by rule in test/unit/postgres.test.ts.
+    // Patroni's Role (its DCS) and the backup exec Role (pods/exec on the members only) are
+    // asserted rule by rule in test/unit/postgres.test.ts; every other Role only reads.
     const roles = stacks.prod.objects.filter(
       (o) =>
-        (o.kind === "Role" || o.kind === "ClusterRole") && o.metadata.name !== "postgresql-patroni",
+        (o.kind === "Role" || o.kind === "ClusterRole") &&
+        !["postgresql-patroni", "postgresql-backup"].includes(o.metadata.name),
     );
     assert.ok(roles.length >= 4);
     for (const r of roles) {

@@ -42,7 +42,7 @@ describe("config: pooler connection budget", () => {
       "pooler.defaultPoolSize 20",
       "pooler.reservePoolSize 5",
       "= 52 > maxConnections 67",
-      "16 reserved (3 superuser_reserved_connections + 3 Patroni + 1 exporter + 9 backup jobs at backup.jobs 2) = 51",
+      "16 reserved (3 superuser_reserved_connections + 3 Patroni + 1 exporter + 9 backup jobs at backup.processMax 2) = 51",
     ])
       assert.ok(p[0].includes(s), `"${s}" not in: ${p[0]}`);
   });
@@ -50,7 +50,7 @@ describe("config: pooler connection budget", () => {
   it("counts pooler pods × pool, not app pods; backup jobs only when backups run", () => {
     const b = poolerConnectionBudget({
       maxConnections: 200,
-      backup: { enabled: false, jobs: 4 },
+      backup: { enabled: false, processMax: 4 },
       pooler: { replicas: 3, defaultPoolSize: 40, reservePoolSize: 0 },
     });
     assert.equal(b.poolerNeeds, 4 * 41);
