@@ -59,9 +59,8 @@ export const redisSchema = z
     backup: z
       .strictObject({
         enabled: z.boolean().default(true),
+        /** In the stack's `timeZone`, like every schedule. */
         schedule: cronSchedule.default("0 3 * * *"),
-        /** IANA zone of `schedule`; the controller's zone (usually UTC) when unset. */
-        timeZone: z.string().min(1).optional(),
         retentionDays: z.number().int().min(1).default(30),
         /** Backups never pruned however old: the newest N. */
         keepMin: z.number().int().min(1).default(7),

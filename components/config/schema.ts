@@ -1,7 +1,13 @@
 import { z } from "zod";
 import { apiSchema, celerySchema, frontendSchema } from "./app";
 import { alertSecretSchemas, monitoringSchema } from "./monitoring";
-import { clusterSchema, ingressSchema, registryPasswordSchema, registrySchema } from "./platform";
+import {
+  clusterSchema,
+  ingressSchema,
+  registryPasswordSchema,
+  registrySchema,
+  timeZoneSchema,
+} from "./platform";
 import { redisSchema } from "./redis";
 import { postgresSchema } from "./postgres";
 import { dnsLabel } from "./validators";
@@ -15,6 +21,8 @@ export const platformSchema = z
   .strictObject({
     cluster: clusterSchema.prefault({}),
     namespace: dnsLabel.default("stock-analysis"),
+    /** Time zone of every CronJob schedule (tz database name); prod: the operations team's clock. */
+    timeZone: timeZoneSchema.default("Etc/UTC"),
     registry: registrySchema.optional(),
     registryPassword: registryPasswordSchema.optional(),
     api: apiSchema.prefault({}),

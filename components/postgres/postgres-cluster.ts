@@ -447,7 +447,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
           metadata: { name, namespace: ns, labels, ...backupMeta },
           spec: {
             schedule,
-            timeZone: "Etc/UTC",
+            timeZone: args.timeZone ?? "Etc/UTC",
             suspend: o.suspend ?? false,
             concurrencyPolicy: "Forbid",
             startingDeadlineSeconds: 3600,

@@ -177,7 +177,7 @@ export class RedisBackup extends pulumi.ComponentResource {
         },
         spec: {
           schedule: bk.schedule,
-          timeZone: bk.timeZone,
+          timeZone: args.timeZone ?? "Etc/UTC",
           concurrencyPolicy: "Forbid",
           startingDeadlineSeconds: 3600,
           successfulJobsHistoryLimit: 3,
@@ -197,6 +197,7 @@ export class RedisBackup extends pulumi.ComponentResource {
           // Never scheduled: `scripts/redis-restore` creates Jobs from it with the chosen backup.
           suspend: true,
           schedule: "0 0 1 1 *",
+          timeZone: args.timeZone ?? "Etc/UTC",
           concurrencyPolicy: "Forbid",
           startingDeadlineSeconds: 60,
           successfulJobsHistoryLimit: 1,
