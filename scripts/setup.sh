@@ -5,7 +5,9 @@
 #                             PostgreSQL 15, Patroni 3.0, Redis 7, promtool, amtool, shellcheck; and
 #                             kombu/redis-py from PyPI for the Celery broker test; and the
 #                             simulated Kubernetes cluster (scripts/cluster-sim/build.sh: built
-#                             from Go modules once, ~16 min cold, then copied from the cache)
+#                             from Go modules once, ~16 min cold, then copied from the cache);
+#                             pgBackRest and jq for the backup tests, and their S3 server versitygw
+#                             (scripts/s3-sim/build.sh: a Go module, ~6 min cold, then copied)
 set -euo pipefail
 # shellcheck source=scripts/lib/help.sh
 . "$(dirname "$0")/lib/help.sh"
@@ -43,6 +45,9 @@ if [ "${1:-}" = "--tools" ]; then
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   command -v zstd >/dev/null || missing+=(zstd)
   command -v pigz >/dev/null || missing+=(pigz)
+  # PostgreSQL backups to S3 (test/backup, scripts/bench/pg-backup) and JSON in their scripts.
+  command -v pgbackrest >/dev/null || missing+=(pgbackrest)
+  command -v jq >/dev/null || missing+=(jq)
   command -v runuser >/dev/null || missing+=(util-linux)
   # The simulated cluster's PKI and readiness probes.
   command -v openssl >/dev/null || missing+=(openssl)
@@ -60,6 +65,7 @@ if [ "${1:-}" = "--tools" ]; then
     python3 -m pip install --quiet --disable-pip-version-check -r test/redis/requirements.txt
   fi
   bash scripts/cluster-sim/build.sh
+  bash scripts/s3-sim/build.sh
   # Debian starts the packaged services on install; tests run their own on random ports.
   for svc in postgresql patroni redis-server prometheus prometheus-alertmanager prometheus-node-exporter \
     prometheus-postgres-exporter prometheus-redis-exporter; do
