@@ -41,6 +41,8 @@ const BACKUP_PATH = "/backups";
 /** Where the init container puts the rclone binary for the Redis-image container. */
 const RCLONE_DIR = "/opt/rclone";
 const CA_DIR = "/etc/redis-backup-s3-ca";
+/** Alpine's CA bundle in rclone's image, copied beside the binary. */
+const RCLONE_CA_BUNDLE = "ca-certificates.crt";
 
 /**
  * Environment of object-store.sh for a configured store: plain settings, the CA path, and the
@@ -60,7 +62,9 @@ export function objectStoreEnv(store: ObjectStoreConfig): k8s.types.input.core.v
       S3_URI_STYLE: store.uriStyle,
       S3_PREFIX: store.path,
       RCLONE: `${RCLONE_DIR}/rclone`,
-      ...(store.caSecret ? { S3_CA_FILE: `${CA_DIR}/ca.crt` } : {}),
+      // The Redis image keeps no CA bundle (its build purges ca-certificates): public CAs come
+      // from rclone's image with the binary; a private store's CA from its Secret.
+      S3_CA_FILE: store.caSecret ? `${CA_DIR}/ca.crt` : `${RCLONE_DIR}/${RCLONE_CA_BUNDLE}`,
     }),
     key("RCLONE_CONFIG_STORE_ACCESS_KEY_ID", "access-key"),
     key("RCLONE_CONFIG_STORE_SECRET_ACCESS_KEY", "secret-key"),
@@ -171,7 +175,8 @@ export class RedisBackup extends pulumi.ComponentResource {
             restartPolicy: "Never",
             automountServiceAccountToken: false,
             securityContext: restrictedPodSecurity(REDIS_UID),
-            // rclone is one static binary: copied from its official image, run by the scripts.
+            // rclone is one static binary: copied (with the image's CA bundle) from its official
+            // image, run by the scripts in the Redis container.
             ...(store
               ? {
                   initContainers: [
@@ -179,7 +184,12 @@ export class RedisBackup extends pulumi.ComponentResource {
                       name: "rclone-binary",
                       image: bk.rcloneImage,
                       imagePullPolicy: "IfNotPresent",
-                      command: ["cp", "/usr/local/bin/rclone", `${RCLONE_DIR}/rclone`],
+                      command: [
+                        "cp",
+                        "/usr/local/bin/rclone",
+                        `/etc/ssl/certs/${RCLONE_CA_BUNDLE}`,
+                        `${RCLONE_DIR}/`,
+                      ],
                       resources: toResourceRequirements(bk.resources),
                       securityContext: restrictedContainerSecurity(true),
                       volumeMounts: [{ name: "rclone", mountPath: RCLONE_DIR }],

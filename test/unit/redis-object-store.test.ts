@@ -4,6 +4,10 @@
  * to the store's port; without a store (dev) the PVC stays. Bad store config: one clear message.
  */
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { ConfigError, loadConfig } from "../../components/config/load";
 import { redisScripts } from "../../components/redis/content";
@@ -64,7 +68,14 @@ describe("redis backups to an object store", { timeout: 240000 }, () => {
       }
       const init = spec.initContainers[0];
       assert.match(init.image, /^rclone\/rclone:\d+\.\d+\.\d+$/);
-      assert.deepEqual(init.command, ["cp", "/usr/local/bin/rclone", "/opt/rclone/rclone"]);
+      assert.deepEqual(init.command, [
+        "cp",
+        "/usr/local/bin/rclone",
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/opt/rclone/",
+      ]);
+      // Public CAs from rclone's image: the Redis image has no CA bundle.
+      assert.equal(env.S3_CA_FILE.value, "/opt/rclone/ca-certificates.crt");
       const backups = spec.volumes.find((v: Any) => v.name === "backups");
       assert.deepEqual(backups, { name: "backups", emptyDir: { sizeLimit: "20Gi" } });
     }
@@ -103,6 +114,46 @@ describe("redis backups to an object store", { timeout: 240000 }, () => {
       spec.volumes.find((v: Any) => v.name === "s3-ca"),
       { name: "s3-ca", secret: { secretName: "backup-ca", defaultMode: 0o444 } },
     );
+  });
+
+  it("scripts/redis-restore --list runs restore.sh --list in the template's pod (store or PVC)", () => {
+    const template = find(prod.objects, "CronJob", "redis-restore");
+    const dir = mkdtempSync(join(tmpdir(), "redis-restore-list-"));
+    try {
+      const job = { apiVersion: "batch/v1", kind: "Job", metadata: { name: "x" } };
+      writeFileSync(
+        join(dir, "job.json"),
+        JSON.stringify({ ...job, spec: (template.spec as Any).jobTemplate.spec }),
+      );
+      writeFileSync(
+        join(dir, "kubectl"),
+        [
+          "#!/usr/bin/env bash",
+          `case "$*" in`,
+          `  *"create job"*"--dry-run=client"*) cat "${dir}/job.json" ;;`,
+          `  *"create -f -"*) cat >"${dir}/submitted.json" ;;`,
+          `  *"get job/"*) echo "Complete " ;;`,
+          `  *logs*) echo "redis-20261201T190000Z" ;;`,
+          `  *) exit 9 ;;`,
+          "esac",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      const out = execFileSync("bash", [join(__dirname, "../../scripts/redis-restore"), "--list"], {
+        env: { ...process.env, KUBECTL: join(dir, "kubectl") },
+        encoding: "utf8",
+        timeout: 60_000,
+      });
+      assert.match(out, /redis-20261201T190000Z/);
+      const c = JSON.parse(readFileSync(join(dir, "submitted.json"), "utf8")).spec.template.spec
+        .containers[0];
+      assert.deepEqual(c.command.slice(0, 3), ["bash", "/scripts/restore.sh", "$(RESTORE_BACKUP)"]);
+      assert.equal(c.env.find((e: Any) => e.name === "RESTORE_BACKUP").value, "--list");
+      // The listing pod reaches the store like a restore does.
+      assert.equal(c.env.find((e: Any) => e.name === "S3_BUCKET").value, "stock-analysis-backups");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("bad store config fails with one message naming the key and the rule", () => {
