@@ -53,10 +53,11 @@ describe("redis backups to an object store", { timeout: 240000 }, () => {
       const spec = podOf(find(prod.objects, "CronJob", name));
       const c = spec.containers[0];
       const env = Object.fromEntries(c.env.map((e: Any) => [e.name, e]));
-      assert.equal(env.S3_ENDPOINT.value, "s3.stockanalysis.com");
+      assert.equal(env.S3_ENDPOINT.value, "s3.ap-east-1.amazonaws.com");
+      assert.equal(env.S3_REGION.value, "ap-east-1");
       assert.equal(env.S3_BUCKET.value, "stock-analysis-backups");
-      assert.equal(env.S3_PREFIX.value, "/prod/redis");
-      assert.equal(env.S3_URI_STYLE.value, "path");
+      assert.equal(env.S3_PREFIX.value, "/stock-analysis/prod/redis");
+      assert.equal(env.S3_URI_STYLE.value, "host");
       assert.equal(env.RCLONE.value, "/opt/rclone/rclone");
       // Keys only from the Secret, never a literal value.
       for (const [k, key] of [

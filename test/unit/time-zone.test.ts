@@ -12,7 +12,7 @@ import { ConfigError, loadConfig } from "../../components/config/load";
 import { ZONEINFO_DIR, timeZoneProblem } from "../../components/config/platform";
 import type { K8sObject } from "../../scripts/lib/render-stack";
 import { cronSchedules, formatSummary, utcOffsets } from "../../scripts/lib/summary";
-import { RenderResult, find, render } from "../helpers/render";
+import { RenderResult, render } from "../helpers/render";
 
 const load = (timeZone: string) => loadConfig({ "stock-analysis:timeZone": timeZone });
 
@@ -149,13 +149,24 @@ describe("timeZone on every CronJob", { timeout: 240000 }, () => {
     }).format(d);
 
   it("prod runs the manual's 2 a.m. database and 3 a.m. Redis backups on Beijing time", () => {
-    const pg = nextRuns(find(prod.objects, "CronJob", "postgresql-backup"), 3);
-    const redis = nextRuns(find(prod.objects, "CronJob", "redis-backup"), 3);
-    assert.deepEqual(
-      pg.map((d) => d.toISOString()),
-      ["2026-12-01T18:00:00.000Z", "2026-12-02T18:00:00.000Z", "2026-12-03T18:00:00.000Z"],
+    // Backup CronJobs carry the policy pack's target label; verification jobs are not backups.
+    const backups = cronJobs(prod).filter(
+      (o) =>
+        o.metadata.labels?.["backup.stock-analysis.io/target"] !== undefined &&
+        !(o.spec as { suspend?: boolean }).suspend &&
+        !o.metadata.name.includes("verify"),
     );
-    assert.deepEqual(redis.map(beijing), ["Wed 03:00", "Thu 03:00", "Fri 03:00"]);
+    const redis = backups.filter((o) => o.metadata.name.startsWith("redis"));
+    const pg = backups.filter((o) => o.metadata.name.startsWith("postgresql"));
+    assert.equal(redis.length, 1, backups.map((o) => o.metadata.name).join());
+    assert.ok(pg.length >= 1, backups.map((o) => o.metadata.name).join());
+    assert.deepEqual(nextRuns(redis[0], 3).map(beijing), ["Wed 03:00", "Thu 03:00", "Fri 03:00"]);
+    for (const cron of pg)
+      for (const d of nextRuns(cron, 7)) {
+        assert.equal(beijing(d).split(" ")[1], "02:00", `${cron.metadata.name} at ${beijing(d)}`);
+        // 02:00 in Beijing is 18:00 UTC the day before.
+        assert.equal(d.getUTCHours(), 18);
+      }
   });
 
   it("no prod job starts in Shanghai trading hours (09:30-15:00 on weekdays, half an hour either side)", () => {
