@@ -24,10 +24,11 @@ export function storageClaims(cfg: PlatformConfig): { key: string; storageClass?
     { key: "redis.cluster.storage", storageClass: cfg.redis.cluster.storage.storageClass },
     { key: "redis.broker.storage", storageClass: cfg.redis.broker.storage.storageClass },
   ];
+  // The backup-verify pod's ephemeral scratch volume, in the members' StorageClass.
   if (cfg.postgres.backup.enabled)
     claims.push({
-      key: "postgres.backup.storage",
-      storageClass: cfg.postgres.backup.storage.storageClass,
+      key: "postgres.backup.verifyStorage",
+      storageClass: cfg.postgres.storage.storageClass,
     });
   if (cfg.redis.backup.enabled)
     claims.push({

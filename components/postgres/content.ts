@@ -151,6 +151,10 @@ export const SCRIPT_NAMES = [
   "pg-restore.sh",
   "pg-maintenance.sh",
   "pg-liveness.sh",
+  "pg-backrest.sh",
+  "pg-backrest-restore.sh",
+  "pg-backrest-verify.sh",
+  "pg-backup-exec.sh",
 ] as const;
 
 export type PostgresScriptName = (typeof SCRIPT_NAMES)[number];

@@ -17,6 +17,7 @@ import {
 } from "../lib/k8s";
 import { allowPolicySpec } from "../lib/network";
 import { workloadCompanions } from "../lib/workload";
+import { createBackupJobs } from "./backup-jobs";
 import { memberName, pgHbaConf, postgresScripts, postgresqlConf } from "./content";
 
 export interface PostgresClusterArgs extends ClusterPlacement {
@@ -371,7 +372,10 @@ export class PostgresCluster extends pulumi.ComponentResource {
     });
   }
 
-  /** Backup PVC, its NetworkPolicy, and the backup / verify / maintenance / restore CronJobs. */
+  /**
+   * pgBackRest (components/postgres/backup-jobs.ts: pgbackrest.conf ConfigMap, exec RBAC, full /
+   * differential / verify CronJobs, object-store egress) and the maintenance CronJob.
+   */
   private backupJobs(
     n: string,
     args: PostgresClusterArgs,
@@ -385,22 +389,20 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const b = args.config.backup;
     const ns = args.namespace;
     const child = { parent: this, provider: args.provider };
-    const pvc = new k8s.core.v1.PersistentVolumeClaim(
-      `${n}-backups`,
-      {
-        metadata: {
-          name: `${n}-backups`,
-          namespace: ns,
-          labels: workloadLabels(`${n}-backups`, "database-jobs", args.instance),
-        },
-        spec: {
-          accessModes: ["ReadWriteOnce"],
-          storageClassName: b.storage.storageClass,
-          resources: { requests: { storage: b.storage.size } },
-        },
-      },
-      child,
-    );
+    createBackupJobs(this, args.provider, {
+      name: n,
+      namespace: ns,
+      instance: args.instance,
+      config: args.config,
+      dataDir: DATA_MOUNT,
+      socketDir: "/var/run/postgresql",
+      port: PORT,
+      uid: PG_UID,
+      scripts: x.scripts,
+      jobLabels: x.jobLabels,
+      kubectlImage: b.kubectlImage,
+      timeZone: args.timeZone ?? "Etc/UTC",
+    });
     new k8s.networking.v1.NetworkPolicy(
       `${n}-jobs-netpol`,
       {
@@ -415,157 +417,71 @@ export class PostgresCluster extends pulumi.ComponentResource {
       },
       child,
     );
-
-    const common = {
-      PGHOST: x.primaryHost,
-      PGPORT: String(PORT),
-      PGUSER: "postgres",
-      PG_PASSWORD_FILE: `/secrets/${PASSWORD_KEYS.superuser}`,
-      BACKUP_DIR: "/backups",
-      BACKUP_DATABASE: APP_DB,
-    };
-    const cron = (
-      job: string,
-      schedule: string,
-      script: string,
-      env: Record<string, pulumi.Input<string>>,
-      o: { backups: boolean; deadlineSeconds: number; suspend?: boolean; retentionDays?: number },
-    ) => {
-      const name = `${n}-${job}`;
-      const labels = { ...workloadLabels(name, "database-jobs", args.instance), ...x.jobLabels };
-      // The policy pack's backup contract: which data set this job backs up, and for how long.
-      const backupMeta =
-        o.retentionDays === undefined
-          ? {}
-          : {
-              labels: { ...labels, "backup.stock-analysis.io/target": n },
-              annotations: { "backup.stock-analysis.io/retention-days": String(o.retentionDays) },
-            };
-      return new k8s.batch.v1.CronJob(
-        name,
-        {
-          metadata: { name, namespace: ns, labels, ...backupMeta },
-          spec: {
-            schedule,
-            timeZone: args.timeZone ?? "Etc/UTC",
-            suspend: o.suspend ?? false,
-            concurrencyPolicy: "Forbid",
-            startingDeadlineSeconds: 3600,
-            successfulJobsHistoryLimit: 3,
-            failedJobsHistoryLimit: 3,
-            jobTemplate: {
-              metadata: { labels },
-              spec: {
-                // A failed run stays Failed for alerting; the next schedule is the retry.
-                backoffLimit: 0,
-                activeDeadlineSeconds: o.deadlineSeconds,
-                template: {
-                  metadata: { labels },
-                  spec: {
-                    restartPolicy: "Never",
-                    automountServiceAccountToken: false,
-                    securityContext: restrictedPodSecurity(PG_UID),
-                    containers: [
-                      {
-                        name: job,
-                        image: args.config.image,
-                        imagePullPolicy: "IfNotPresent",
-                        command: ["bash", `/scripts/${script}`],
-                        env: Object.entries({ ...common, ...env })
-                          .sort(([a], [b]) => a.localeCompare(b))
-                          .map(([name, value]) => ({ name, value })),
-                        resources: toResourceRequirements(b.resources),
-                        securityContext: restrictedContainerSecurity(true),
-                        volumeMounts: [
-                          ...(o.backups ? [{ name: "backups", mountPath: "/backups" }] : []),
-                          { name: "scripts", mountPath: "/scripts", readOnly: true },
-                          { name: "secrets", mountPath: "/secrets", readOnly: true },
-                          { name: "tmp", mountPath: "/tmp" },
-                        ],
+    const name = `${n}-maintenance`;
+    const labels = { ...workloadLabels(name, "database-jobs", args.instance), ...x.jobLabels };
+    new k8s.batch.v1.CronJob(
+      name,
+      {
+        metadata: { name, namespace: ns, labels },
+        spec: {
+          schedule: b.maintenanceSchedule,
+          timeZone: args.timeZone ?? "Etc/UTC",
+          concurrencyPolicy: "Forbid",
+          startingDeadlineSeconds: 3600,
+          successfulJobsHistoryLimit: 3,
+          failedJobsHistoryLimit: 3,
+          jobTemplate: {
+            metadata: { labels },
+            spec: {
+              backoffLimit: 0,
+              activeDeadlineSeconds: 6 * 3600,
+              template: {
+                metadata: { labels },
+                spec: {
+                  restartPolicy: "Never",
+                  automountServiceAccountToken: false,
+                  securityContext: restrictedPodSecurity(PG_UID),
+                  containers: [
+                    {
+                      name: "maintenance",
+                      image: args.config.image,
+                      imagePullPolicy: "IfNotPresent",
+                      command: ["bash", "/scripts/pg-maintenance.sh"],
+                      env: [
+                        { name: "MAINTENANCE_JOBS", value: String(b.processMax) },
+                        { name: "PGHOST", value: x.primaryHost },
+                        { name: "PGPORT", value: String(PORT) },
+                        { name: "PGUSER", value: "postgres" },
+                        { name: "PG_PASSWORD_FILE", value: `/secrets/${PASSWORD_KEYS.superuser}` },
+                      ],
+                      resources: toResourceRequirements(b.resources),
+                      securityContext: restrictedContainerSecurity(true),
+                      volumeMounts: [
+                        { name: "scripts", mountPath: "/scripts", readOnly: true },
+                        { name: "secrets", mountPath: "/secrets", readOnly: true },
+                        { name: "tmp", mountPath: "/tmp" },
+                      ],
+                    },
+                  ],
+                  volumes: [
+                    x.scripts,
+                    {
+                      name: "secrets",
+                      secret: {
+                        secretName: x.passwordSecret,
+                        defaultMode: 0o440,
+                        items: [{ key: PASSWORD_KEYS.superuser, path: PASSWORD_KEYS.superuser }],
                       },
-                    ],
-                    volumes: [
-                      ...(o.backups
-                        ? [
-                            {
-                              name: "backups",
-                              persistentVolumeClaim: { claimName: pvc.metadata.name },
-                            },
-                          ]
-                        : []),
-                      x.scripts,
-                      {
-                        name: "secrets",
-                        secret: {
-                          secretName: x.passwordSecret,
-                          defaultMode: 0o440,
-                          items: [{ key: PASSWORD_KEYS.superuser, path: PASSWORD_KEYS.superuser }],
-                        },
-                      },
-                      { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
-                    ],
-                  },
+                    },
+                    { name: "tmp", emptyDir: { sizeLimit: "1Gi" } },
+                  ],
                 },
               },
             },
           },
         },
-        child,
-      );
-    };
-    const jobs = String(b.jobs);
-    // Index builds of a restore run in the server: give them an eighth of its memory in total.
-    const pgMemMb = Math.floor(memoryToBytes(args.config.resources.limits.memory)! / 2 ** 20);
-    const restoreMem = `${Math.max(16, Math.floor(pgMemMb / 8 / b.jobs))}MB`;
-    cron(
-      "backup",
-      b.schedule,
-      "pg-backup.sh",
-      {
-        BACKUP_JOBS: jobs,
-        BACKUP_COMPRESSION: b.compression,
-        BACKUP_RETENTION_DAYS: String(b.retentionDays),
-        BACKUP_KEEP_MIN: String(b.keepMin),
       },
-      { backups: true, deadlineSeconds: 6 * 3600, retentionDays: b.retentionDays },
-    );
-    cron(
-      "backup-verify",
-      b.verifySchedule,
-      "pg-verify.sh",
-      {
-        RESTORE_JOBS: jobs,
-        RESTORE_MAINTENANCE_WORK_MEM: restoreMem,
-        VERIFY_MAX_AGE_HOURS: String(b.maxAgeHours),
-      },
-      { backups: true, deadlineSeconds: 6 * 3600 },
-    );
-    cron(
-      "maintenance",
-      b.maintenanceSchedule,
-      "pg-maintenance.sh",
-      { MAINTENANCE_JOBS: jobs },
-      {
-        backups: false,
-        deadlineSeconds: 6 * 3600,
-      },
-    );
-    // Never scheduled: scripts/pg-restore creates Jobs from it (kubectl create job --from).
-    cron(
-      "restore",
-      "0 0 1 1 *",
-      "pg-restore.sh",
-      {
-        RESTORE_JOBS: jobs,
-        RESTORE_MAINTENANCE_WORK_MEM: restoreMem,
-        RESTORE_MODE: "replace",
-        BACKUP_NAME: "",
-      },
-      {
-        backups: true,
-        deadlineSeconds: 12 * 3600,
-        suspend: true,
-      },
+      child,
     );
   }
 }

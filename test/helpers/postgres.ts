@@ -118,6 +118,10 @@ export interface ClusterOptions {
   walKeepSize?: string;
   /** Entrypoint PG_REJOIN_AFTER seconds. Default 10. */
   rejoinAfter?: number;
+  /** Lines appended to every member's postgresql.conf (e.g. archiving parameters). */
+  extraConf?: string;
+  /** Extra environment of every member's entrypoint (and so of PostgreSQL and archive_command). */
+  env?: Record<string, string>;
 }
 
 /** A cluster of entrypoint-managed members sharing one secrets dir and one "ConfigMap" file. */
@@ -134,6 +138,7 @@ export class PgCluster {
   private exits: (Promise<number> | undefined)[] = [];
 
   private rejoinAfter = 10;
+  private extraEnv: Record<string, string> = {};
 
   private constructor(root: string, ports: number[]) {
     this.root = root;
@@ -146,6 +151,7 @@ export class PgCluster {
     for (let i = 0; i < o.members; i++) ports.push(await freePort());
     const c = new PgCluster(root, ports);
     c.rejoinAfter = o.rejoinAfter ?? 10;
+    c.extraEnv = o.env ?? {};
     const names = ports.map((_, i) => memberName("postgresql", i));
     const secrets = path.join(root, "secrets");
     writePgFile(path.join(secrets, "superuser"), c.passwords.superuser);
@@ -171,7 +177,7 @@ export class PgCluster {
           maxConnections: 50,
           maxSlotWalKeepSize: o.maxSlotWalKeepSize,
           walKeepSize: o.walKeepSize,
-        }),
+        }) + (o.extraConf ? `\n${o.extraConf}\n` : ""),
         0o644,
       );
     }
@@ -201,6 +207,7 @@ export class PgCluster {
       PG_MONITORING_PASSWORD_FILE: path.join(r, "secrets/monitoring"),
       PG_LOOP_INTERVAL: "0.5",
       PG_REJOIN_AFTER: String(this.rejoinAfter),
+      ...this.extraEnv,
     };
   }
 

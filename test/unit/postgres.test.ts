@@ -106,38 +106,64 @@ describe("prod: PostgresCluster", () => {
     assert.deepEqual(cm.data, postgresScripts());
   });
 
-  it("backs up daily at 02:00, keeps 30 days but never fewer than 7 intact backups", () => {
-    const b = cron("prod", "postgresql-backup");
-    assert.equal(b.schedule, "0 2 * * *");
-    assert.equal(b.concurrencyPolicy, "Forbid");
-    assert.ok(b.startingDeadlineSeconds > 0);
-    assert.equal(b.jobTemplate.spec.backoffLimit, 0);
-    assert.ok(b.jobTemplate.spec.activeDeadlineSeconds > 0);
-    const env = envOf(cronContainer("prod", "postgresql-backup"));
-    assert.equal(env.BACKUP_RETENTION_DAYS, "30");
-    assert.equal(env.BACKUP_KEEP_MIN, "7");
-    assert.equal(env.PGHOST, "postgresql.stock-analysis.svc.cluster.local");
-    assert.equal(env.PG_PASSWORD_FILE, "/secrets/superuser-password");
-    const claim = b.jobTemplate.spec.template.spec.volumes.find((v: Any) => v.name === "backups");
-    assert.equal(claim.persistentVolumeClaim.claimName, "postgresql-backups");
-    const pvc = find(stacks.prod.objects, "PersistentVolumeClaim", "postgresql-backups")
-      .spec as Any;
-    assert.equal(pvc.storageClassName, "ssd");
-    assert.deepEqual(cronContainer("prod", "postgresql-backup").command, [
-      "bash",
-      "/scripts/pg-backup.sh",
+  it("backs up with pgBackRest from inside the primary: weekly full, daily diff, 30 days, >= 4 fulls", () => {
+    for (const [job, schedule, type] of [
+      ["postgresql-backup-full", "0 2 * * 0", "full"],
+      ["postgresql-backup-diff", "0 2 * * 1-6", "diff"],
+    ]) {
+      const b = cron("prod", job);
+      assert.equal(b.schedule, schedule);
+      assert.equal(b.concurrencyPolicy, "Forbid");
+      assert.equal(b.jobTemplate.spec.backoffLimit, 0);
+      assert.equal(b.jobTemplate.spec.template.spec.serviceAccountName, "postgresql-backup");
+      const c = cronContainer("prod", job);
+      assert.deepEqual(c.command, ["bash", "/scripts/pg-backup-exec.sh", type]);
+      const env = envOf(c);
+      assert.equal(env.BACKUP_RETENTION_DAYS, "30");
+      assert.equal(env.BACKUP_MIN_FULL, "4");
+      // The exec pod holds no database or object-store secret.
+      assert.ok(!JSON.stringify(c.env).includes("secretKeyRef"), JSON.stringify(c.env));
+    }
+    // Its ServiceAccount may exec into the members and nothing else.
+    const role = find(stacks.prod.objects, "Role", "postgresql-backup") as Any;
+    assert.deepEqual(role.rules, [
+      { apiGroups: [""], resources: ["pods"], verbs: ["list"] },
+      {
+        apiGroups: [""],
+        resources: ["pods/exec"],
+        resourceNames: ["postgresql-0", "postgresql-1", "postgresql-2"],
+        verbs: ["create"],
+      },
     ]);
+    const conf = (find(stacks.prod.objects, "ConfigMap", "postgresql-pgbackrest") as Any).data[
+      "pgbackrest.conf"
+    ];
+    assert.match(conf, /^repo1-s3-bucket=stock-analysis-backups$/m);
+    assert.match(conf, /^repo1-path=\/stock-analysis\/prod$/m);
+    assert.match(conf, /^pg1-path=\/var\/lib\/postgresql\/data\/pgdata$/m);
+    assert.doesNotMatch(conf, /s3-key/);
+    assert.equal(
+      stacks.prod.objects.filter(
+        (o) => o.kind === "PersistentVolumeClaim" && o.metadata.name === "postgresql-backups",
+      ).length,
+      0,
+      "no backup PVC beside the data",
+    );
   });
 
-  it("verifies backups daily, vacuums weekly, and keeps the restore CronJob suspended", () => {
-    assert.deepEqual(cronContainer("prod", "postgresql-backup-verify").command, [
-      "bash",
-      "/scripts/pg-verify.sh",
-    ]);
+  it("verifies the newest backup in its own pod on an ephemeral volume, and vacuums weekly", () => {
+    const c = cronContainer("prod", "postgresql-backup-verify");
+    assert.deepEqual(c.command, ["bash", "/scripts/pg-backrest-verify.sh"]);
+    const env = envOf(c);
+    assert.deepEqual(env.PGBACKREST_REPO1_S3_KEY, {
+      secretKeyRef: { name: "postgresql-backup-s3", key: "access-key" },
+    });
+    assert.equal(env.PGBACKREST_STANZA, "stock-analysis");
+    const vols = cron("prod", "postgresql-backup-verify").jobTemplate.spec.template.spec.volumes;
+    const scratch = vols.find((v: Any) => v.name === "verify");
+    assert.equal(scratch.ephemeral.volumeClaimTemplate.spec.resources.requests.storage, "200Gi");
+    assert.ok(!vols.some((v: Any) => v.persistentVolumeClaim), "never mounts a member's data");
     assert.equal(cron("prod", "postgresql-maintenance").schedule, "0 3 * * 0");
-    const r = cron("prod", "postgresql-restore");
-    assert.equal(r.suspend, true);
-    assert.equal(envOf(cronContainer("prod", "postgresql-restore")).RESTORE_MODE, "replace");
   });
 
   it("gives API and Celery DATABASE_URL from the postgresql-app Secret", () => {
@@ -204,7 +230,7 @@ describe("declarative failover: postgres.primary 0 -> 2", () => {
 });
 
 describe("dev: PostgresCluster", () => {
-  it("is one small asynchronous member with backups", () => {
+  it("is one small asynchronous member without off-cluster backups (no object store)", () => {
     assert.equal(sts("dev").replicas, 1);
     assert.match(conf("dev"), /^synchronous_standby_names = ''$/m);
     const total = pod("dev").containers.reduce(
@@ -212,7 +238,10 @@ describe("dev: PostgresCluster", () => {
       0,
     );
     assert.ok(total <= 250, `${total}m`);
-    assert.equal(cron("dev", "postgresql-backup").schedule, "0 2 * * *");
-    assert.equal(envOf(cronContainer("dev", "postgresql-backup")).BACKUP_RETENTION_DAYS, "7");
+    assert.ok(
+      !stacks.dev.objects.some(
+        (o) => o.kind === "CronJob" && o.metadata.name.startsWith("postgresql-backup"),
+      ),
+    );
   });
 });
