@@ -68,7 +68,7 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
     environment: stack,
   });
   const namespace = ns.name;
-  const placement = { provider, namespace };
+  const placement = { provider, namespace, timeZone: cfg.timeZone };
 
   const registryPassword = cfg.registryPassword
     ? pulumi.secret(cfg.registryPassword.value)

@@ -51,6 +51,8 @@ if [ "${1:-}" = "--tools" ]; then
   command -v pigz >/dev/null || missing+=(pigz)
   # PostgreSQL backups to S3 (test/backup, scripts/bench/pg-backup) and JSON in their scripts.
   command -v jq >/dev/null || missing+=(jq)
+  # S3 client of the Redis backups (the backup pods run the same release from rclone's image).
+  command -v rclone >/dev/null || missing+=(rclone)
   command -v runuser >/dev/null || missing+=(util-linux)
   # The simulated cluster's PKI and readiness probes.
   command -v openssl >/dev/null || missing+=(openssl)

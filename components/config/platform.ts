@@ -1,3 +1,5 @@
+import { closeSync, existsSync, openSync, readdirSync, readSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
 import { dnsLabel, hostname, pinnedImage, secretOf } from "./validators";
 
@@ -104,3 +106,75 @@ export const registrySchema = z.strictObject({
 });
 
 export const registryPasswordSchema = secretOf(z.string().min(1));
+
+/** Where Go's time.LoadLocation (and so Kubernetes) finds the tz database on a Linux host. */
+export const ZONEINFO_DIR = "/usr/share/zoneinfo";
+
+/** True when `dir/name` is a tz database entry spelled exactly so (case-sensitive), a TZif file. */
+function inZoneinfo(dir: string, name: string): boolean {
+  let cur = dir;
+  for (const part of name.split("/")) {
+    let entries: string[];
+    try {
+      entries = readdirSync(cur);
+    } catch {
+      return false;
+    }
+    if (!entries.includes(part)) return false;
+    cur = join(cur, part);
+  }
+  try {
+    const head = Buffer.alloc(4);
+    const fd = openSync(cur, "r");
+    try {
+      readSync(fd, head, 0, 4, 0);
+    } finally {
+      closeSync(fd);
+    }
+    return head.toString("latin1") === "TZif";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Checks a CronJob `timeZone` the way the Kubernetes API server does (Go's time.LoadLocation over
+ * the IANA tz database, "Local" refused), without a cluster: the name must be known to Node's ICU
+ * copy of the tz database (aliases included) and, where the host has one, be an entry of its
+ * /usr/share/zoneinfo spelled exactly so; Go, unlike ICU, is case-sensitive. Returns undefined when
+ * valid, else the reason, with the right spelling when only the case was wrong.
+ */
+export function timeZoneProblem(
+  name: string,
+  zoneinfoDir: string = ZONEINFO_DIR,
+): string | undefined {
+  const rule =
+    'must be a tz database time zone such as "Asia/Shanghai" or "Etc/UTC" (case-sensitive, as Kubernetes reads it)';
+  if (!/^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/.test(name) || name === "Local") return rule;
+  let icuName: string;
+  try {
+    icuName = new Intl.DateTimeFormat("en-US", { timeZone: name }).resolvedOptions().timeZone;
+  } catch {
+    return rule;
+  }
+  if (existsSync(zoneinfoDir)) {
+    if (inZoneinfo(zoneinfoDir, name)) return undefined;
+    const hint =
+      icuName.toLowerCase() === name.toLowerCase() ? ` (did you mean "${icuName}"?)` : "";
+    return `${rule}${hint}`;
+  }
+  // No tz files on this host (Windows): ICU matches names case-insensitively, so at least
+  // insist on its spelling of canonical names.
+  if (icuName !== name && icuName.toLowerCase() === name.toLowerCase())
+    return `${rule} (did you mean "${icuName}"?)`;
+  return undefined;
+}
+
+/**
+ * Time zone of every CronJob schedule in the stack (`CronJob.spec.timeZone`): backups, their
+ * verification, maintenance. A tz database name; prod runs on the operations team's clock.
+ */
+export const timeZoneSchema = z.string().superRefine((v, ctx) => {
+  const problem = timeZoneProblem(v);
+  if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+});

@@ -1,9 +1,12 @@
 import { z } from "zod";
 import { resourcesSchema } from "./app";
+import { objectStoreSchema } from "./object-store";
 import { cronSchedule, memoryQuantity, pinnedImage } from "./validators";
 
 /** Official Redis image; the real-Redis tests run the same 7.0 release (Debian's redis-server 7.0.15). */
 export const REDIS_IMAGE = "redis:7.0.15-bookworm";
+/** rclone's official image, the release Debian ships (bookworm's rclone 1.60.1) that the tests run. */
+export const RCLONE_IMAGE = "rclone/rclone:1.60.1";
 export const REDIS_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.66.0";
 
 const storageSchema = z.strictObject({
@@ -59,9 +62,8 @@ export const redisSchema = z
     backup: z
       .strictObject({
         enabled: z.boolean().default(true),
+        /** In the stack's `timeZone`, like every schedule. */
         schedule: cronSchedule.default("0 3 * * *"),
-        /** IANA zone of `schedule`; the controller's zone (usually UTC) when unset. */
-        timeZone: z.string().min(1).optional(),
         retentionDays: z.number().int().min(1).default(30),
         /** Backups never pruned however old: the newest N. */
         keepMin: z.number().int().min(1).default(7),
@@ -69,6 +71,18 @@ export const redisSchema = z
           requests: { cpu: "25m", memory: "64Mi" },
           limits: { memory: "256Mi" },
         }),
+        /**
+         * Where backups are kept: an S3-compatible object store (uploaded by rclone, pruned there
+         * by retentionDays/keepMin, restored from there). Unset: the `redis-backups` PVC, which
+         * shares the cluster's fate; prod sets it.
+         */
+        objectStore: objectStoreSchema({
+          path: "/stock-analysis/redis",
+          credentialsSecret: "redis-backup-s3",
+        }).optional(),
+        /** rclone image that supplies the client binary to the backup and restore pods. */
+        rcloneImage: pinnedImage.default(RCLONE_IMAGE),
+        /** The PVC when objectStore is unset; else the pod's scratch volume (emptyDir) limit. */
         storage: storageSchema.prefault({ size: "5Gi" }),
       })
       .prefault({}),

@@ -2,7 +2,13 @@ import { z } from "zod";
 import { apiSchema, celerySchema, frontendSchema } from "./app";
 import { alertSecretSchemas, monitoringSchema } from "./monitoring";
 import { migrationSchema } from "./migration";
-import { clusterSchema, ingressSchema, registryPasswordSchema, registrySchema } from "./platform";
+import {
+  clusterSchema,
+  ingressSchema,
+  registryPasswordSchema,
+  registrySchema,
+  timeZoneSchema,
+} from "./platform";
 import { redisSchema } from "./redis";
 import { postgresSchema } from "./postgres";
 import { dnsLabel, hasRegistryHost } from "./validators";
@@ -16,6 +22,8 @@ export const platformSchema = z
   .strictObject({
     cluster: clusterSchema.prefault({}),
     namespace: dnsLabel.default("stock-analysis"),
+    /** Time zone of every CronJob schedule (tz database name); prod: the operations team's clock. */
+    timeZone: timeZoneSchema.default("Etc/UTC"),
     registry: registrySchema.optional(),
     registryPassword: registryPasswordSchema.optional(),
     api: apiSchema.prefault({}),

@@ -7,6 +7,8 @@ import type { Resources } from "../config/app";
 export interface ClusterPlacement {
   provider: k8s.Provider;
   namespace: pulumi.Input<string>;
+  /** The stack's `timeZone`: every CronJob's `spec.timeZone` (Etc/UTC when unset). */
+  timeZone?: string;
 }
 
 export const PART_OF = "stock-analysis";

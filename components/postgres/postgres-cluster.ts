@@ -347,7 +347,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
       scripts: x.scripts,
       jobLabels: x.jobLabels,
       kubectlImage: b.kubectlImage,
-      timeZone: "Etc/UTC",
+      timeZone: args.timeZone ?? "Etc/UTC",
     });
     new k8s.networking.v1.NetworkPolicy(
       `${n}-jobs-netpol`,
@@ -371,7 +371,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
         metadata: { name, namespace: ns, labels },
         spec: {
           schedule: b.maintenanceSchedule,
-          timeZone: "Etc/UTC",
+          timeZone: args.timeZone ?? "Etc/UTC",
           concurrencyPolicy: "Forbid",
           startingDeadlineSeconds: 3600,
           successfulJobsHistoryLimit: 3,

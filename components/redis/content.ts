@@ -21,6 +21,7 @@ export const REDIS_SCRIPT_NAMES = [
   "sentinel-entrypoint.sh",
   "backup.sh",
   "restore.sh",
+  "object-store.sh",
 ] as const;
 export type RedisScriptName = (typeof REDIS_SCRIPT_NAMES)[number];
 

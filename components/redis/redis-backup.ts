@@ -1,5 +1,6 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import type { ObjectStoreConfig } from "../config/object-store";
 import type { RedisConfig } from "../config/redis";
 import {
   ClusterPlacement,
@@ -37,16 +38,52 @@ export interface RedisBackupArgs extends ClusterPlacement {
 export const REDIS_BACKUP_NAME = "redis-backup";
 export const REDIS_RESTORE_NAME = "redis-restore";
 const BACKUP_PATH = "/backups";
+/** Where the init container puts the rclone binary for the Redis-image container. */
+const RCLONE_DIR = "/opt/rclone";
+const CA_DIR = "/etc/redis-backup-s3-ca";
+/** Alpine's CA bundle in rclone's image, copied beside the binary. */
+const RCLONE_CA_BUNDLE = "ca-certificates.crt";
 
 /**
- * Scheduled backups of the cache cluster and the broker onto a PVC (`redis-backups`): a CronJob
- * running backup.sh, plus a suspended CronJob `redis-restore` that is only a template for the
- * operator's `scripts/redis-restore` (restore.sh with the chosen backup).
+ * Environment of object-store.sh for a configured store: plain settings, the CA path, and the
+ * keys from the credentials Secret (env from secretKeyRef, never in the pod spec or a ConfigMap).
+ */
+export function objectStoreEnv(store: ObjectStoreConfig): k8s.types.input.core.v1.EnvVar[] {
+  const key = (name: string, k: string) => ({
+    name,
+    valueFrom: { secretKeyRef: { name: store.credentialsSecret, key: k } },
+  });
+  return [
+    ...plainEnv({
+      S3_ENDPOINT: store.endpoint,
+      S3_PORT: String(store.port),
+      S3_BUCKET: store.bucket,
+      S3_REGION: store.region,
+      S3_URI_STYLE: store.uriStyle,
+      S3_PREFIX: store.path,
+      RCLONE: `${RCLONE_DIR}/rclone`,
+      // The Redis image keeps no CA bundle (its build purges ca-certificates): public CAs come
+      // from rclone's image with the binary; a private store's CA from its Secret.
+      S3_CA_FILE: store.caSecret ? `${CA_DIR}/ca.crt` : `${RCLONE_DIR}/${RCLONE_CA_BUNDLE}`,
+    }),
+    key("RCLONE_CONFIG_STORE_ACCESS_KEY_ID", "access-key"),
+    key("RCLONE_CONFIG_STORE_SECRET_ACCESS_KEY", "secret-key"),
+  ];
+}
+
+/**
+ * Scheduled backups of the cache cluster and the broker: a CronJob running backup.sh, plus a
+ * suspended CronJob `redis-restore` that is only a template for the operator's
+ * `scripts/redis-restore` (restore.sh with the chosen backup). With `backup.objectStore` the
+ * backups go to the S3-compatible store (object-store.sh; rclone's binary comes from its official
+ * image through an init container) and the pod's scratch space is an emptyDir; without it they
+ * stay on the PVC `redis-backups`.
  */
 export class RedisBackup extends pulumi.ComponentResource {
   public readonly cronJobName: pulumi.Output<string>;
   public readonly restoreTemplateName: pulumi.Output<string>;
-  public readonly pvcName: pulumi.Output<string>;
+  /** The backups PVC; undefined when backups go to an object store. */
+  public readonly pvcName: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: RedisBackupArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:redis:RedisBackup", name, {}, opts);
@@ -61,34 +98,40 @@ export class RedisBackup extends pulumi.ComponentResource {
       `${name}-scripts`,
       {
         metadata: meta(`${REDIS_BACKUP_NAME}-scripts`),
-        data: scriptsData(["lib.sh", "backup.sh", "restore.sh"]),
+        data: scriptsData(["lib.sh", "backup.sh", "restore.sh", "object-store.sh"]),
       },
       child,
     );
-    const pvc = new k8s.core.v1.PersistentVolumeClaim(
-      `${name}-pvc`,
-      {
-        metadata: meta("redis-backups"),
-        spec: {
-          accessModes: ["ReadWriteOnce"],
-          storageClassName: bk.storage.storageClass,
-          resources: { requests: { storage: bk.storage.size } },
-        },
-      },
-      child,
-    );
-    this.pvcName = pvc.metadata.name;
+    const store = bk.objectStore;
+    const pvc = store
+      ? undefined
+      : new k8s.core.v1.PersistentVolumeClaim(
+          `${name}-pvc`,
+          {
+            metadata: meta("redis-backups"),
+            spec: {
+              accessModes: ["ReadWriteOnce"],
+              storageClassName: bk.storage.storageClass,
+              resources: { requests: { storage: bk.storage.size } },
+            },
+          },
+          child,
+        );
+    this.pvcName = pvc?.metadata.name;
 
     new k8s.networking.v1.NetworkPolicy(
       `${name}-netpol`,
       {
         metadata: meta(`${REDIS_BACKUP_NAME}-allow`),
-        spec: allowPolicySpec(selector, {
-          egressTo: [
-            { podLabels: { app: "redis" }, ports: [REDIS_PORT] },
-            { podLabels: { app: "redis-broker" }, ports: [REDIS_PORT, SENTINEL_PORT] },
-          ],
-        }),
+        spec: withObjectStoreEgress(
+          allowPolicySpec(selector, {
+            egressTo: [
+              { podLabels: { app: "redis" }, ports: [REDIS_PORT] },
+              { podLabels: { app: "redis-broker" }, ports: [REDIS_PORT, SENTINEL_PORT] },
+            ],
+          }),
+          store,
+        ),
       },
       child,
     );
@@ -114,6 +157,7 @@ export class RedisBackup extends pulumi.ComponentResource {
         KEEP_MIN: String(bk.keepMin),
         TMPDIR: "/tmp",
       }),
+      ...(store ? objectStoreEnv(store) : []),
     ];
     const podSpec = (
       container: string,
@@ -131,6 +175,28 @@ export class RedisBackup extends pulumi.ComponentResource {
             restartPolicy: "Never",
             automountServiceAccountToken: false,
             securityContext: restrictedPodSecurity(REDIS_UID),
+            // rclone is one static binary: copied (with the image's CA bundle) from its official
+            // image, run by the scripts in the Redis container.
+            ...(store
+              ? {
+                  initContainers: [
+                    {
+                      name: "rclone-binary",
+                      image: bk.rcloneImage,
+                      imagePullPolicy: "IfNotPresent",
+                      command: [
+                        "cp",
+                        "/usr/local/bin/rclone",
+                        `/etc/ssl/certs/${RCLONE_CA_BUNDLE}`,
+                        `${RCLONE_DIR}/`,
+                      ],
+                      resources: toResourceRequirements(bk.resources),
+                      securityContext: restrictedContainerSecurity(true),
+                      volumeMounts: [{ name: "rclone", mountPath: RCLONE_DIR }],
+                    },
+                  ],
+                }
+              : {}),
             containers: [
               {
                 name: container,
@@ -146,11 +212,22 @@ export class RedisBackup extends pulumi.ComponentResource {
                   { name: "scripts", mountPath: SCRIPTS_PATH, readOnly: true },
                   { name: "auth", mountPath: "/etc/redis-auth", readOnly: true },
                   { name: "broker-auth", mountPath: "/etc/redis-broker-auth", readOnly: true },
+                  ...(store ? [{ name: "rclone", mountPath: RCLONE_DIR, readOnly: true }] : []),
+                  ...(store?.caSecret
+                    ? [{ name: "s3-ca", mountPath: CA_DIR, readOnly: true }]
+                    : []),
                 ],
               },
             ],
             volumes: [
-              { name: "backups", persistentVolumeClaim: { claimName: pvc.metadata.name } },
+              pvc
+                ? { name: "backups", persistentVolumeClaim: { claimName: pvc.metadata.name } }
+                : // Object store: the backup is staged here (and a restore downloads it here).
+                  { name: "backups", emptyDir: { sizeLimit: bk.storage.size } },
+              ...(store ? [{ name: "rclone", emptyDir: { sizeLimit: "256Mi" } }] : []),
+              ...(store?.caSecret
+                ? [{ name: "s3-ca", secret: { secretName: store.caSecret, defaultMode: 0o444 } }]
+                : []),
               // restore.sh loads each RDB into a scratch server here.
               { name: "tmp", emptyDir: { sizeLimit: "2Gi" } },
               ...redisVolumes({
@@ -173,11 +250,16 @@ export class RedisBackup extends pulumi.ComponentResource {
           ...meta(REDIS_BACKUP_NAME),
           // The policy pack's backup contract: the data set backed up and for how long.
           labels: { ...labels, "backup.stock-analysis.io/target": "redis" },
-          annotations: { "backup.stock-analysis.io/retention-days": String(bk.retentionDays) },
+          annotations: {
+            "backup.stock-analysis.io/retention-days": String(bk.retentionDays),
+            "backup.stock-analysis.io/destination": store
+              ? `s3://${store.bucket}${store.path}`
+              : "pvc/redis-backups",
+          },
         },
         spec: {
           schedule: bk.schedule,
-          timeZone: bk.timeZone,
+          timeZone: args.timeZone ?? "Etc/UTC",
           concurrencyPolicy: "Forbid",
           startingDeadlineSeconds: 3600,
           successfulJobsHistoryLimit: 3,
@@ -197,6 +279,7 @@ export class RedisBackup extends pulumi.ComponentResource {
           // Never scheduled: `scripts/redis-restore` creates Jobs from it with the chosen backup.
           suspend: true,
           schedule: "0 0 1 1 *",
+          timeZone: args.timeZone ?? "Etc/UTC",
           concurrencyPolicy: "Forbid",
           startingDeadlineSeconds: 60,
           successfulJobsHistoryLimit: 1,
@@ -219,4 +302,23 @@ export class RedisBackup extends pulumi.ComponentResource {
       pvcName: this.pvcName,
     });
   }
+}
+
+/** Adds egress to the object store's port (its address is outside the cluster, so any IP). */
+function withObjectStoreEgress(
+  spec: k8s.types.input.networking.v1.NetworkPolicySpec,
+  store: ObjectStoreConfig | undefined,
+): k8s.types.input.networking.v1.NetworkPolicySpec {
+  if (!store) return spec;
+  const egress = (spec.egress ?? []) as k8s.types.input.networking.v1.NetworkPolicyEgressRule[];
+  return {
+    ...spec,
+    egress: [
+      ...egress,
+      {
+        to: [{ ipBlock: { cidr: "0.0.0.0/0" } }, { ipBlock: { cidr: "::/0" } }],
+        ports: [{ protocol: "TCP", port: store.port }],
+      },
+    ],
+  };
 }

@@ -146,6 +146,49 @@ export const fmtCpu = (m: number) => (m >= 1000 ? `${(m / 1000).toFixed(2)} CPU`
 export const fmtMem = (b: number) =>
   b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)}Gi` : `${Math.round(b / 2 ** 20)}Mi`;
 
+export interface CronSchedule {
+  name: string;
+  schedule: string;
+  /** spec.timeZone; "(controller's zone)" when unset. */
+  timeZone: string;
+  suspended: boolean;
+}
+
+/** Every CronJob's schedule and the time zone it is read in, sorted by name. */
+export function cronSchedules(objects: K8sObject[]): CronSchedule[] {
+  return objects
+    .filter((o) => o.kind === "CronJob")
+    .map((o) => {
+      const s = o.spec as { schedule: string; timeZone?: string; suspend?: boolean };
+      return {
+        name: o.metadata.name,
+        schedule: s.schedule,
+        timeZone: s.timeZone ?? "(controller's zone)",
+        suspended: s.suspend === true,
+      };
+    })
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** UTC offset(s) of a zone over a year, "UTC+08:00" or "UTC-05:00/-04:00" where DST applies. */
+export function utcOffsets(timeZone: string): string {
+  const at = (iso: string) => {
+    try {
+      const part = new Intl.DateTimeFormat("en-US", { timeZone, timeZoneName: "longOffset" })
+        .formatToParts(new Date(iso))
+        .find((p) => p.type === "timeZoneName")?.value;
+      // "GMT" alone is offset zero.
+      return part === undefined ? undefined : part === "GMT" ? "+00:00" : part.replace("GMT", "");
+    } catch {
+      return undefined;
+    }
+  };
+  const winter = at("2026-01-15T12:00:00Z");
+  const summer = at("2026-07-15T12:00:00Z");
+  if (winter === undefined || summer === undefined) return "offset unknown";
+  return winter === summer ? `UTC${winter}` : `UTC${winter}/${summer}`;
+}
+
 export function formatSummary(stack: string, objects: K8sObject[]): string {
   const byKind = new Map<string, number>();
   for (const o of objects) byKind.set(o.kind, (byKind.get(o.kind) ?? 0) + 1);
@@ -168,6 +211,14 @@ export function formatSummary(stack: string, objects: K8sObject[]): string {
     lines.push(
       `  ${`${w.kind}/${w.name}`.padEnd(48)} ${reps.padStart(5)} × ${fmtCpu(w.cpuRequestMilli)}/${fmtMem(w.memoryRequestBytes)} req, ${w.cpuLimitMilli ? fmtCpu(w.cpuLimitMilli) : "no-cpu-limit"}/${fmtMem(w.memoryLimitBytes)} lim`,
     );
+  }
+  const crons = cronSchedules(objects);
+  if (crons.length > 0) {
+    lines.push("", "Schedules (CronJobs; cron fields are local time in the zone shown):");
+    for (const c of crons)
+      lines.push(
+        `  ${`CronJob/${c.name}`.padEnd(48)} ${(c.suspended ? "(suspended)" : c.schedule).padEnd(16)} ${c.timeZone} (${utcOffsets(c.timeZone)})`,
+      );
   }
   lines.push(
     "",

@@ -5,11 +5,14 @@
 #  - `redis-cli --cluster backup` pulls each master's RDB over the replication protocol and writes
 #    nodes.json (slots per master); CLUSTER NODES is kept too; the broker's primary RDB via --rdb;
 #  - every RDB passes redis-check-rdb; the set is written to a temp dir and renamed into place;
-#  - backups older than RETENTION_DAYS are pruned, never the newest KEEP_MIN.
+#  - backups older than RETENTION_DAYS are pruned, never the newest KEEP_MIN;
+#  - with S3_ENDPOINT set, the backup is uploaded to the object store and pruned there by the same
+#    rule (object-store.sh); a failed upload fails the run.
 # Exits non-zero, leaving no partial backup, on any failure.
 # Env: REDIS_CLUSTER_ENTRY ("host:port" of any cluster node), REDIS_PASSWORD_FILE,
 #      BROKER_ADDR ("host:port") or BROKER_SENTINELS + BROKER_MASTER_NAME (optional: no broker backup),
-#      BROKER_PASSWORD_FILE, BACKUP_DIR, RETENTION_DAYS (30), KEEP_MIN (7), SAVE_TIMEOUT_S (300).
+#      BROKER_PASSWORD_FILE, BACKUP_DIR, RETENTION_DAYS (30), KEEP_MIN (7), SAVE_TIMEOUT_S (300);
+#      S3_* and the rclone credentials of object-store.sh (optional).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "${BASH_SOURCE[0]%/*}/lib.sh"
@@ -115,3 +118,8 @@ for ((i = KEEP_MIN; i < ${#backups[@]}; i++)); do
     log "pruned $old"
   fi
 done
+
+if [ -n "${S3_ENDPOINT:-}" ]; then
+  bash "${BASH_SOURCE[0]%/*}/object-store.sh" upload "$final"
+  bash "${BASH_SOURCE[0]%/*}/object-store.sh" prune
+fi

@@ -6,15 +6,30 @@
 # masters or another slot layout than the backed-up cluster.
 # Usage: restore.sh BACKUP [cluster|broker|all]   (default: cluster)
 #   BACKUP: a backup directory path, a backup name under BACKUP_DIR, or `latest` (newest there).
+#   With S3_ENDPOINT set (see object-store.sh), a name or `latest` is a complete backup in the
+#   object store, downloaded into BACKUP_DIR first.
+#        restore.sh --list   the backups there (object store or BACKUP_DIR), oldest first
 # Env: BACKUP_DIR, REDIS_CLUSTER_ENTRY, REDIS_PASSWORD_FILE, BROKER_ADDR or BROKER_SENTINELS + BROKER_MASTER_NAME,
 #      BROKER_PASSWORD_FILE, RESTORE_WORK_DIR (default: a temp dir), RESTORE_TMP_PORT (default 16379).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "${BASH_SOURCE[0]%/*}/lib.sh"
 
-backup="${1:?usage: restore.sh BACKUP [cluster|broker|all]}"
+backup="${1:?usage: restore.sh BACKUP [cluster|broker|all]  |  restore.sh --list}"
 target="${2:-cluster}"
-if [ "$backup" = latest ]; then
+here="${BASH_SOURCE[0]%/*}"
+if [ "$backup" = --list ]; then
+  if [ -n "${S3_ENDPOINT:-}" ]; then
+    exec bash "$here/object-store.sh" list
+  fi
+  find "${BACKUP_DIR:?}" -mindepth 1 -maxdepth 1 -type d -name 'redis-*' -printf '%f\n' | sort
+  exit 0
+fi
+case "$target" in cluster | broker | all) ;; *) die "target must be cluster, broker or all" ;; esac
+if [ -n "${S3_ENDPOINT:-}" ] && [[ "$backup" != */* ]]; then
+  # Object store: download the backup (`latest`: the newest complete one) into BACKUP_DIR first.
+  backup="$(bash "$here/object-store.sh" fetch "$backup" "${BACKUP_DIR:?}")" || die "cannot fetch the backup from the object store"
+elif [ "$backup" = latest ]; then
   backup="$(find "${BACKUP_DIR:?}" -mindepth 1 -maxdepth 1 -type d -name 'redis-*' | sort | tail -1)"
   [ -n "$backup" ] || die "no backup in $BACKUP_DIR"
 elif [[ "$backup" != */* ]]; then
@@ -25,7 +40,6 @@ REDIS_PASSWORD_FILE="${REDIS_PASSWORD_FILE:-/etc/redis-auth/password}"
 BROKER_PASSWORD_FILE="${BROKER_PASSWORD_FILE:-/etc/redis-broker-auth/password}"
 RESTORE_TMP_PORT="${RESTORE_TMP_PORT:-16379}"
 [ -d "$backup" ] || die "$backup is not a backup directory"
-case "$target" in cluster | broker | all) ;; *) die "target must be cluster, broker or all" ;; esac
 (cd "$backup" && sha256sum --quiet -c SHA256SUMS) || die "checksums in $backup do not match"
 
 work="$(mktemp -d "${RESTORE_WORK_DIR:-${TMPDIR:-/tmp}}/redis-restore.XXXXXX")"
