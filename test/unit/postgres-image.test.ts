@@ -24,6 +24,7 @@ describe("components/postgres/image/Dockerfile", () => {
     assert.equal(arg("PATRONI_VERSION"), installed("patroni"));
     assert.equal(arg("PGBACKREST_VERSION"), installed("pgbackrest"));
     assert.equal(arg("CURL_VERSION"), installed("curl"));
+    assert.equal(arg("JQ_VERSION"), installed("jq"));
     assert.match(dockerfile, /"patroni=\$\{PATRONI_VERSION\}"/);
     assert.match(dockerfile, /"pgbackrest=\$\{PGBACKREST_VERSION\}"/);
   });
