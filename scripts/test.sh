@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the test suite with Node's built-in runner (each file in its own process,
 # so Pulumi mocks and daemons never leak between files).
-#   scripts/test.sh            every suite under test/ except test/engine (test/cluster starts the
-#                              simulated cluster that scripts/setup.sh --tools builds)
+#   scripts/test.sh            every suite under test/ except test/engine and test/drills
+#                              (test/cluster starts the simulated cluster that scripts/setup.sh
+#                              --tools builds)
+#   scripts/test.sh drills     the slow failure drills (npm run test:drills; CI runs them apart)
 #   scripts/test.sh unit       only test/unit (fast, no daemons)
 #   scripts/test.sh <dir>...   only the given folders under test/ (`unit` or `test/unit`)
 #   scripts/test.sh test/unit/config.test.ts ...   only those files
@@ -61,7 +63,7 @@ for d in "${dirs[@]}"; do
 done
 
 prune=()
-[ "$whole" = true ] && prune=(-path test/engine -prune -o)
+[ "$whole" = true ] && prune=(\( -path test/engine -o -path test/drills \) -prune -o)
 mapfile -t files < <(find "${dirs[@]}" "${prune[@]}" -name '*.test.ts' -type f -print | sort)
 if [ "${#files[@]}" -eq 0 ]; then
   echo "no test files under ${dirs[*]}" >&2
