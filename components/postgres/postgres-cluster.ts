@@ -205,6 +205,26 @@ export class PostgresCluster extends pulumi.ComponentResource {
       config,
     );
 
+    // The database Jobs (backups, maintenance, the pooler's bootstrap) reach PostgreSQL only.
+    new k8s.networking.v1.NetworkPolicy(
+      `${n}-jobs-netpol`,
+      {
+        metadata: {
+          name: `${n}-jobs-allow`,
+          namespace: ns,
+          labels: workloadLabels(`${n}-jobs`, "database-jobs", args.instance),
+        },
+        spec: allowPolicySpec(
+          {
+            "app.kubernetes.io/component": "database-jobs",
+            "app.kubernetes.io/part-of": "stock-analysis",
+          },
+          { egressTo: [{ podLabels: { app: n }, ports: [PORT] }] },
+        ),
+      },
+      child,
+    );
+
     if (c.backup.enabled) {
       this.backupJobs(n, args, {
         passwordSecret: passwordSecret.metadata.name,
@@ -349,20 +369,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
       kubectlImage: b.kubectlImage,
       timeZone: args.timeZone ?? "Etc/UTC",
     });
-    new k8s.networking.v1.NetworkPolicy(
-      `${n}-jobs-netpol`,
-      {
-        metadata: {
-          name: `${n}-jobs-allow`,
-          namespace: ns,
-          labels: workloadLabels(`${n}-jobs`, "database-jobs", args.instance),
-        },
-        spec: allowPolicySpec(x.jobLabels, {
-          egressTo: [{ podLabels: { app: n }, ports: [PORT] }],
-        }),
-      },
-      child,
-    );
+
     const name = `${n}-maintenance`;
     const labels = { ...workloadLabels(name, "database-jobs", args.instance), ...x.jobLabels };
     new k8s.batch.v1.CronJob(

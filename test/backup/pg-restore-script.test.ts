@@ -1,6 +1,6 @@
 // scripts/pg-restore against a recording fake kubectl: it creates a new PVC and a Job built from
 // the verify CronJob's pod that runs pg-backrest-restore.sh on that PVC, and never touches the
-// members. (pg-backrest-restore.sh itself runs for real in test/backup/pgbackrest.test.ts.)
+// members. (pg-backrest-restore.sh itself runs for real in test/drills/pgbackrest.test.ts.)
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";

@@ -4,7 +4,7 @@
 // Each member reaches the API server through its own TCP proxy, so a test can cut one member off
 // the DCS; a prober plays the kubelet's readiness probe on the pod objects (kwok only marks pods
 // ready once), so the endpoints controller of the sim's kube-controller-manager keeps a Service's
-// endpoints as on a real cluster. Shared by test/postgres-ha/* and scripts/bench/pg-failover.
+// endpoints as on a real cluster. Shared by test/drills/* and scripts/bench/pg-failover.
 import { ChildProcess, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";

@@ -2,7 +2,7 @@
 // dir with a random port. A server is bootstrapped the way Patroni bootstraps a member: initdb
 // with the options of patroni.yml, the rendered parameters and pg_hba rows, and the very
 // pg-roles.sh the pod runs as post_bootstrap. Multi-member HA runs under real Patroni
-// (test/postgres-ha/).
+// (test/drills/).
 import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";

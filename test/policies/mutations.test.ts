@@ -262,10 +262,12 @@ const MUTATIONS: Mutation[] = [
     apply: (p) => (p.metadata.annotations["backup.stock-analysis.io/retention-days"] = "3"),
   },
   {
+    // Redis: its data set has one backup CronJob (PostgreSQL's full and diff cover each other).
     name: "backup schedule suspended",
     policy: "backup-coverage",
     type: CRON_JOB,
-    pick: isBackup,
+    pick: (p) =>
+      isBackup(p) && p.metadata.labels["backup.stock-analysis.io/target"] !== "postgresql",
     apply: (p) => (p.spec.suspend = true),
     reported: (rs, changed) => {
       const target = (changed.props as Props).metadata.labels["backup.stock-analysis.io/target"];

@@ -135,7 +135,15 @@ describe("retention policies", () => {
           podSelector: { matchLabels: { app: "postgresql-replica" } },
         },
       };
-      await expectClean(pack, [...compliantStack(), replica, replicaAllow]);
+      const pdb = compliantStack().find(
+        (o) => o.kind === "PodDisruptionBudget" && o.metadata.name === "postgresql",
+      )!;
+      const replicaPdb = {
+        ...pdb,
+        metadata: { ...pdb.metadata, name: "postgresql-replica" },
+        spec: { maxUnavailable: 1, selector: { matchLabels: { app: "postgresql-replica" } } },
+      };
+      await expectClean(pack, [...compliantStack(), replica, replicaAllow, replicaPdb]);
     });
   });
 

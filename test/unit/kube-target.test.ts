@@ -154,7 +154,7 @@ describe("operator scripts act on the stack's cluster", () => {
     assert.ok(yes.actions.length > 0, yes.stdout);
     assert.match(
       yes.actions[0],
-      /^--context stock-analysis-prod -n stock-analysis get deployment /,
+      /^--context stock-analysis-prod -n stock-analysis get pvc data-postgresql-0 /,
     );
   });
 

@@ -80,7 +80,7 @@ describe("live updates", () => {
       "prod",
       prodWith("postgres", {
         resources: {
-          limits: { cpu: "2000m", memory: "6Gi" },
+          limits: { memory: "6Gi" },
           requests: { cpu: "2000m", memory: "6Gi" },
         },
       }),

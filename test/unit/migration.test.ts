@@ -77,10 +77,11 @@ describe("migration Job in the render", () => {
     assert.equal(spec.template.spec.restartPolicy, "Never");
     assert.equal((job.inputs.metadata as Any).annotations["pulumi.com/replaceUnready"], "true");
     assert.equal(job.options.deleteBeforeReplace, true);
-    // Backup first (PostgreSQL image), then the migration in the API's image.
+    // Backup first (the PostgreSQL members' image), then the migration in the API's image.
+    const members = find(prod.objects, "StatefulSet", "postgresql") as Any;
     assert.deepEqual(
       spec.template.spec.initContainers.map((c: Any) => [c.name, c.image]),
-      [["backup", "postgres:15.10-bookworm"]],
+      [["backup", members.spec.template.spec.containers[0].image]],
     );
     const api = find(prod.objects, "Deployment", "stock-analysis-api") as Any;
     const migrate = spec.template.spec.containers[0];
@@ -88,9 +89,15 @@ describe("migration Job in the render", () => {
     assert.deepEqual(migrate.command, DEFAULT_MIGRATION_COMMAND);
     const dbUrl = (c: Any) =>
       c.env.find((e: Any) => e.name === "DATABASE_URL").valueFrom.secretKeyRef;
-    const apiDbUrl = dbUrl(api.spec.template.spec.containers[0]);
-    assert.deepEqual(dbUrl(migrate), apiDbUrl);
-    assert.deepEqual(dbUrl(spec.template.spec.initContainers[0]), apiDbUrl);
+    // Straight to the leader, not through PgBouncer (the API's URL): DDL and the dump need a
+    // session of their own.
+    const direct = { name: "postgresql-app", key: "DATABASE_URL" };
+    assert.deepEqual(dbUrl(api.spec.template.spec.containers[0]), {
+      name: "postgresql-pooler-app",
+      key: "DATABASE_URL",
+    });
+    assert.deepEqual(dbUrl(migrate), direct);
+    assert.deepEqual(dbUrl(spec.template.spec.initContainers[0]), direct);
   });
 
   it("a new API image is a new Job; the same image is the same Job", () => {

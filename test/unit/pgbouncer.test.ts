@@ -30,19 +30,19 @@ function problems(postgres: Record<string, unknown>): string[] {
 }
 
 describe("config: pooler connection budget", () => {
-  // Defaults: per pod 20 + 5 + 1 = 26; reserved 3 superuser + 3 Patroni + 1 exporter +
-  // 3 × (backup.jobs 2 + 1) = 16. One pod plus the rollout surge needs 52: fits 68, not 67.
+  // Defaults: per pod 20 + 5 + 1 = 26; reserved 3 superuser + 3 Patroni + 1 exporter (backups
+  // are off by default) = 7. One pod plus the rollout surge needs 52: fits 59, not 58.
   it("accepts exactly what fits and refuses one connection less, with one message naming the keys", () => {
-    assert.deepEqual(problems({ maxConnections: 68 }), []);
-    const p = problems({ maxConnections: 67 });
+    assert.deepEqual(problems({ maxConnections: 59 }), []);
+    const p = problems({ maxConnections: 58 });
     assert.equal(p.length, 1, p.join("\n"));
     assert.match(p[0], /^stock-analysis:postgres\.pooler = /);
     for (const s of [
       "(pooler.replicas 1 + 1 rollout surge)",
       "pooler.defaultPoolSize 20",
       "pooler.reservePoolSize 5",
-      "= 52 > maxConnections 67",
-      "16 reserved (3 superuser_reserved_connections + 3 Patroni + 1 exporter + 9 backup jobs at backup.processMax 2) = 51",
+      "= 52 > maxConnections 58",
+      "7 reserved (3 superuser_reserved_connections + 3 Patroni + 1 exporter + 0 backup jobs at backup.processMax 2) = 51",
     ])
       assert.ok(p[0].includes(s), `"${s}" not in: ${p[0]}`);
   });

@@ -245,6 +245,8 @@ describe("prod: PostgresCluster", () => {
         "app.kubernetes.io/part-of": "stock-analysis",
       },
       { app: "postgresql-pooler" },
+      // The migration Job (prod) connects directly: DDL and its dump bypass the pooler.
+      { app: "stock-analysis-api-migrate" },
     ]);
     assert.deepEqual(from(8008), [
       { app: "postgresql", "cluster-name": "postgresql" },

@@ -131,6 +131,8 @@ describe("redis backups to an object store", { timeout: 240000 }, () => {
         [
           "#!/usr/bin/env bash",
           `case "$*" in`,
+          // kube-target.sh asks for the context's API server first.
+          `  *"config view"*) echo https://127.0.0.1:6443 ;;`,
           `  *"create job"*"--dry-run=client"*) cat "${dir}/job.json" ;;`,
           `  *"create -f -"*) cat >"${dir}/submitted.json" ;;`,
           `  *"get job/"*) echo "Complete " ;;`,
@@ -140,11 +142,15 @@ describe("redis backups to an object store", { timeout: 240000 }, () => {
         ].join("\n"),
         { mode: 0o755 },
       );
-      const out = execFileSync("bash", [join(__dirname, "../../scripts/redis-restore"), "--list"], {
-        env: { ...process.env, KUBECTL: join(dir, "kubectl") },
-        encoding: "utf8",
-        timeout: 60_000,
-      });
+      const out = execFileSync(
+        "bash",
+        [join(__dirname, "../../scripts/redis-restore"), "--list", "--stack", "prod"],
+        {
+          env: { ...process.env, KUBECTL: join(dir, "kubectl") },
+          encoding: "utf8",
+          timeout: 60_000,
+        },
+      );
       assert.match(out, /redis-20261201T190000Z/);
       const c = JSON.parse(readFileSync(join(dir, "submitted.json"), "utf8")).spec.template.spec
         .containers[0];
