@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { buildSchema, resourcesSchema } from "./app";
+import { objectStoreSchema } from "./object-store";
 import { checkTiming } from "../postgres/patroni";
 import { cronSchedule, memoryQuantity, pinnedImage } from "./validators";
 
@@ -10,34 +11,13 @@ const storageSchema = (size: string) =>
     storageClass: z.string().min(1).optional(),
   });
 
-/** One pgBackRest repository in an S3-compatible object store. */
-export const backupRepoSchema = z.strictObject({
-  /** S3 endpoint host name (no scheme), e.g. `s3.ap-east-1.amazonaws.com` or `minio.backup.internal`. */
-  endpoint: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, {
-    message: "must be a host name without scheme or port",
-  }),
-  /** TCP port of the endpoint (HTTPS only: pgBackRest speaks nothing else to S3). */
-  port: z.number().int().min(1).max(65535).default(443),
-  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
-    message: "must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)",
-  }),
-  region: z.string().min(1).default("us-east-1"),
-  /** `path` (https://endpoint/bucket/key, most self-hosted stores) or `host` (bucket.endpoint). */
-  uriStyle: z.enum(["path", "host"]).default("path"),
-  /** Prefix inside the bucket; one per stack so stacks never share backups. */
-  path: z
-    .string()
-    .regex(/^\/[A-Za-z0-9._/-]*$/, {
-      message: "must be an absolute path like /stock-analysis/prod",
-    })
-    .default("/stock-analysis"),
-  /**
-   * Secret (same namespace) holding the store's keys as `access-key` and `secret-key`; they reach
-   * pgBackRest only as PGBACKREST_REPO<n>_S3_KEY / _KEY_SECRET environment variables.
-   */
-  credentialsSecret: z.string().min(1).default("postgresql-backup-s3"),
-  /** Secret with `ca.crt`, the CA that signed the endpoint's certificate; unset: system CAs. */
-  caSecret: z.string().min(1).optional(),
+/**
+ * One pgBackRest repository in an S3-compatible object store (HTTPS only: pgBackRest speaks nothing
+ * else to S3); the keys reach pgBackRest only as PGBACKREST_REPO<n>_S3_KEY / _KEY_SECRET.
+ */
+export const backupRepoSchema = objectStoreSchema({
+  path: "/stock-analysis",
+  credentialsSecret: "postgresql-backup-s3",
 });
 
 /** Patroni's failover timing and safety limits (written to the DCS, applied to running clusters). */

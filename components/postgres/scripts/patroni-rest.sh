@@ -41,3 +41,18 @@ wait_for() {
     sleep 1
   done
 }
+
+# find_leader: sets `leader` to the member whose REST API says it is the primary (1 if none).
+# shellcheck disable=SC2034 # read by the sourcing scripts
+leader=""
+find_leader() {
+  local n
+  for n in "${names[@]}"; do
+    if [ "$(code "${url[$n]}/primary")" = 200 ]; then
+      # shellcheck disable=SC2034 # read by the sourcing scripts
+      leader="$n"
+      return 0
+    fi
+  done
+  return 1
+}

@@ -26,17 +26,6 @@ timeout="${DCS_CONFIG_TIMEOUT:-600}"
 # shellcheck source-path=SCRIPTDIR source=patroni-rest.sh
 source "$(dirname "${BASH_SOURCE[0]}")/patroni-rest.sh"
 
-leader=""
-find_leader() {
-  local n
-  for n in "${names[@]}"; do
-    if [ "$(code "${url[$n]}/primary")" = 200 ]; then
-      leader="$n"
-      return 0
-    fi
-  done
-  return 1
-}
 end=$((SECONDS + timeout))
 until find_leader; do
   [ "$SECONDS" -lt "$end" ] || die "no leader after ${timeout}s; nothing applied"

@@ -46,22 +46,11 @@ leads_and_runs() {
     body "${url[$1]}/patroni" | grep -q '"state": *"running"'
 }
 is_sync() { [ "$(code "${url[$1]}/sync")" = 200 ]; }
-find_leader() {
-  local n
-  for n in "${names[@]}"; do
-    if [ "$(code "${url[$n]}/primary")" = 200 ]; then
-      leader="$n"
-      return 0
-    fi
-  done
-  return 1
-}
 
 if leads_and_runs "$target"; then
   echo "pg-switchover: $target already leads; nothing to do"
   exit 0
 fi
-leader=""
 wait_for "a leader (a failover may be in progress)" find_leader
 [ "$(code "${url[$target]}/replica?lag=$max_lag")" = 200 ] ||
   die "candidate $target is not a healthy replica within $max_lag bytes of leader $leader; not switching over"
