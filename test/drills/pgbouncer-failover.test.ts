@@ -113,6 +113,18 @@ test("writes through PgBouncer survive a failover: bounded error burst, nothing 
     })();
     await waitFor("writes through the pooler", async () => acked.length >= 20, 60_000);
     assert.equal(errorsAt.length, 0, "no errors before the failover");
+    // Steady before the break, as the other drills: with synchronous_mode Patroni promotes only
+    // a recorded synchronous standby within maximum_lag_on_failover (the setup above, CREATE
+    // DATABASE included, writes megabytes of WAL).
+    await waitFor("a synchronous standby", () => c.hasSyncStandby(leader), 60_000, 500);
+    for (const i of all)
+      if (i !== leader)
+        await waitFor(
+          `member ${i} within maximum_lag_on_failover`,
+          async () => (await c.restCode(i, "/replica?lag=1048576")) === 200,
+          60_000,
+          500,
+        );
 
     // The leader's container dies: Patroni and PostgreSQL SIGKILLed.
     const killedAt = Date.now();
