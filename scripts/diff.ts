@@ -20,9 +20,16 @@ import {
   isEmptyDiff,
   summaryDelta,
 } from "./lib/object-diff";
+import { PROJECT } from "../components/config/load";
 import type { Diagnostic } from "./lib/policy-pack";
-import { violationText } from "./lib/policy-report";
-import { REPO_ROOT, type K8sObject } from "./lib/render-stack";
+import { evaluateStack, toPackResources, violationText } from "./lib/policy-report";
+import {
+  REPO_ROOT,
+  kubernetesObjects,
+  redact,
+  renderStack,
+  type K8sObject,
+} from "./lib/render-stack";
 import { runProcess } from "./lib/run-process";
 import { UsageError } from "./lib/usage-error";
 
@@ -59,35 +66,44 @@ function baseCommit(ref: string | undefined): { sha: string; label: string } {
   );
 }
 
-/** Render and policy verdict of the tree at `root` (its own scripts, this checkout's packages). */
-async function side(root: string, stack: string, whatIf: string[], label: string) {
-  const tsx = ["--import", "tsx"];
-  const [render, policy] = await Promise.all([
-    runProcess(
-      process.execPath,
-      [...tsx, "scripts/render.ts", "--stack", stack, "--json", ...whatIf],
-      { cwd: root },
-    ),
-    runProcess(
-      process.execPath,
-      [...tsx, "scripts/policy.ts", "--stack", stack, "--json", ...whatIf],
-      { cwd: root },
-    ),
-  ]);
-  if (render.code !== 0)
-    throw new Error(`render of ${label} failed: ${render.stderr.trim().split("\n")[0]}`);
-  if (policy.code !== 0 && policy.code !== 1)
-    throw new Error(`policy of ${label} failed: ${policy.stderr.trim().split("\n")[0]}`);
-  const objects = (JSON.parse(render.stdout) as { objects: K8sObject[] }).objects;
-  const diagnostics = JSON.parse(policy.stdout) as Diagnostic[];
-  const verdict: PolicyVerdict = {
+function verdictOf(diagnostics: Diagnostic[]): PolicyVerdict {
+  return {
     mandatory: diagnostics.filter((d) => d.enforcementLevel === "mandatory").length,
     advisory: diagnostics.filter((d) => d.enforcementLevel === "advisory").length,
     lines: diagnostics.map(
       (d) => `${d.enforcementLevel.toUpperCase()} ${d.policyName}: ${violationText(d)}`,
     ),
   };
-  return { objects, verdict };
+}
+
+/**
+ * The working tree's render and policy verdict, in this process: one render feeds both (the
+ * base side needs two processes because it runs that commit's own scripts).
+ */
+async function workingTreeSide(stack: string, overrides: Record<string, unknown>) {
+  const rendered = await renderStack(stack, overrides);
+  const objects = kubernetesObjects(rendered.resources).map(redact);
+  const run = await evaluateStack(stack, PROJECT, toPackResources(rendered.resources));
+  return { objects, verdict: verdictOf(run.diagnostics) };
+}
+
+/** Render and policy verdict of the tree at `root` with its own scripts (a base commit). */
+async function baseSide(root: string, stack: string, label: string) {
+  const tsx = ["--import", "tsx"];
+  const [render, policy] = await Promise.all([
+    runProcess(process.execPath, [...tsx, "scripts/render.ts", "--stack", stack, "--json"], {
+      cwd: root,
+    }),
+    runProcess(process.execPath, [...tsx, "scripts/policy.ts", "--stack", stack, "--json"], {
+      cwd: root,
+    }),
+  ]);
+  if (render.code !== 0)
+    throw new Error(`render of ${label} failed: ${render.stderr.trim().split("\n")[0]}`);
+  if (policy.code !== 0 && policy.code !== 1)
+    throw new Error(`policy of ${label} failed: ${policy.stderr.trim().split("\n")[0]}`);
+  const objects = (JSON.parse(render.stdout) as { objects: K8sObject[] }).objects;
+  return { objects, verdict: verdictOf(JSON.parse(policy.stdout) as Diagnostic[]) };
 }
 
 /** A detached worktree of `sha` sharing this checkout's installed packages; removed by `done`. */
@@ -124,12 +140,8 @@ async function main(): Promise<number> {
     throw new UsageError(`no stack "${stack}": Pulumi.${stack}.yaml does not exist`);
   if (values.format !== "text" && values.format !== "markdown")
     throw new UsageError(`--format must be text or markdown, got "${values.format}"`);
-  // Validate the what-ifs here, so a malformed one is one line before anything renders.
-  configOverrides(stack, values.set ?? [], values.replace ?? []);
-  const whatIf = [
-    ...(values.set ?? []).flatMap((s) => ["--set", s]),
-    ...(values.replace ?? []).flatMap((s) => ["--replace", s]),
-  ];
+  // Parsed here, so a malformed what-if is one line before anything renders.
+  const overrides = configOverrides(stack, values.set ?? [], values.replace ?? []);
   const base = baseCommit(values.base);
   const wt = worktree(base.sha);
   let report: DiffReport;
@@ -137,8 +149,8 @@ async function main(): Promise<number> {
     if (!fs.existsSync(path.join(wt.dir, `Pulumi.${stack}.yaml`)))
       throw new UsageError(`stack "${stack}" does not exist at ${base.label}`);
     const [head, old] = await Promise.all([
-      side(REPO_ROOT, stack, whatIf, "the working tree"),
-      side(wt.dir, stack, [], base.label),
+      workingTreeSide(stack, overrides),
+      baseSide(wt.dir, stack, base.label),
     ]);
     report = {
       stack,
