@@ -50,7 +50,7 @@ export interface PatroniClusterOptions {
   synchronous?: boolean;
   /** Default: PATRONI_TIMING from the environment (`ttl/loop_wait/retry_timeout`), else DEFAULT_TIMING. */
   timing?: PatroniTiming;
-  /** Emulate the kubelet's readiness probe (GET this REST path every second). Default `/readiness`. */
+  /** Emulate the kubelet's readiness probe (GET this REST path every readinessPeriodMs). Default `/readiness`. */
   readinessPath?: string;
   /** The emulated readiness probe's period in ms. Default 1000. */
   readinessPeriodMs?: number;
@@ -557,7 +557,7 @@ export class PatroniCluster {
   }
 
   /**
-   * The kubelet's readiness probe, emulated: every second each pod's Ready condition follows
+   * The kubelet's readiness probe, emulated: every readinessPeriodMs each pod's Ready condition follows
    * GET readinessPath on its member's REST API (no answer = not ready).
    */
   private startProber(): void {
