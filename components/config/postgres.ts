@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { buildSchema, resourcesSchema } from "./app";
 import { objectStoreSchema } from "./object-store";
-import { checkTiming } from "../postgres/patroni";
+import { DEFAULT_TIMING, checkTiming } from "../postgres/patroni";
 import { cronSchedule, memoryQuantity, pinnedImage } from "./validators";
 
 const storageSchema = (size: string) =>
@@ -24,11 +24,11 @@ export const backupRepoSchema = objectStoreSchema({
 export const failoverSchema = z
   .strictObject({
     /** Leader lock lifetime in seconds: a lost leader is replaced at most this long after it was last seen. */
-    ttl: z.number().int().min(5).max(300).default(20),
+    ttl: z.number().int().min(5).max(300).default(DEFAULT_TIMING.ttl),
     /** Seconds between Patroni HA loop runs. */
-    loopWait: z.number().int().min(1).max(60).default(5),
+    loopWait: z.number().int().min(1).max(60).default(DEFAULT_TIMING.loopWait),
     /** Seconds DCS and PostgreSQL calls are retried before a leader demotes itself. */
-    retryTimeout: z.number().int().min(1).max(120).default(5),
+    retryTimeout: z.number().int().min(1).max(120).default(DEFAULT_TIMING.retryTimeout),
     /** A replica lagging more than this many bytes is never promoted automatically. */
     maximumLagOnFailover: z.number().int().min(0).default(1048576),
   })

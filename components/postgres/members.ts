@@ -18,7 +18,14 @@ import {
 } from "../lib/k8s";
 import { BACKUP_EGRESS_LABEL, backrestMemberWiring, memberArchiveParameters } from "./backup-jobs";
 import { pgHbaEntries, postgresqlParameters } from "./content";
-import { MEMBER_ENV, PASSWORD_ENV, patroniConfig, patroniDynamicConfig } from "./patroni";
+import {
+  MEMBER_ENV,
+  PASSWORD_ENV,
+  READINESS_FAILURE_THRESHOLD,
+  READINESS_PERIOD_SECONDS,
+  patroniConfig,
+  patroniDynamicConfig,
+} from "./patroni";
 
 export const PORT = 5432;
 export const REST_PORT = 8008;
@@ -206,10 +213,10 @@ function memberContainer(a: MemberArgs): k8s.types.input.core.v1.Container {
     // server drops out of both Services even though its role label is stale.
     readinessProbe: {
       httpGet: { path: "/readiness", port: "patroni" },
-      // Every 2 s: the Service's endpoints follow a new leader within a few seconds.
-      periodSeconds: 2,
+      // Short: a new leader joins the Service's endpoints at most one period after it is ready.
+      periodSeconds: READINESS_PERIOD_SECONDS,
       timeoutSeconds: 1,
-      failureThreshold: 2,
+      failureThreshold: READINESS_FAILURE_THRESHOLD,
     },
     // Patroni's /liveness does not look at PostgreSQL: a hung postmaster is caught here
     // (test/postgres/liveness.test.ts); clones, rewinds and crash recovery are left alone.

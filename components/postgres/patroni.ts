@@ -17,20 +17,37 @@ export interface PatroniTiming {
 }
 
 /**
- * Measured by scripts/bench/pg-failover (3 members, synchronous_mode, SIGKILL of the leader's
- * Patroni + postmaster, 5 kills each; README): kill -> first write through the read-write Service
- * median 18.8 s at 20/5/5, 10.3 s at 10/2/4, 9.6 s at 8/2/3, no acknowledged commit lost in any
- * run. A dead leader's lock expires within ttl of its last renewal (every loop_wait); a replica
- * notices within one more loop_wait and promotes in about a second. Patroni's rule
- * loop_wait + 2 * retry_timeout <= ttl keeps a leader cut off from the API server from outliving
- * its lock (never two primaries), but retry_timeout also bounds every API call (Patroni 3.0 reads
- * with a timeout of about retry_timeout / 2): at 8/2/3 on an overloaded machine (load average 38
- * on 2 cores) API reads timed out after 1.5 s and a healthy leader demoted itself in two of four
- * suite runs. So the default stays 20/5/5 (no spurious demotion seen); 8/2/3 meets the
- * 10 s goal where the API server answers well within 1.5 s, best with Patroni's failsafe_mode.
- * Patroni's defaults are 30/10/10.
+ * Where a failover's time goes (scripts/bench/pg-failover and the members' logs; README): the
+ * dead leader's lock expires ttl after a replica last saw it renewed (renewed every loop_wait);
+ * a replica notices at its next HA loop (up to loop_wait + 0.5 s later), takes the lock and
+ * promotes (~0.5 s); its readiness probe (READINESS_PERIOD_SECONDS) puts it into the Service's
+ * endpoints; clients reconnect (~0.3 s, PgBouncer up to its 1 s server_login_retry more). So
+ * kill -> first write is about ttl + 1-2 s, and only ttl is large: it is the safety margin
+ * (a lock must outlive the slowest renewal), the rest was already short or is cut here.
+ *
+ * Patroni's rule loop_wait + 2 * retry_timeout <= ttl (checkTiming) keeps a leader cut off from
+ * the API server from outliving its lock (never two primaries) at any timing. What a short
+ * timing costs is false failovers: retry_timeout also bounds every API call (each try times out
+ * after retry_timeout / 2), and a leader whose lock update fails for retry_timeout demotes itself.
+ *
+ * This default (dev, tests, any stack without `postgres.failover`) is 20/5/5: no spurious
+ * demotion seen on the shared 2-core test machine even at load average 38, where 8/2/3 demoted a
+ * healthy leader in two of four drill runs; kill -> first write median 18.8 s. Prod sets 8/1/3
+ * (Pulumi.prod.yaml): median <= 10 s on both paths, assuming an API server that answers a
+ * single-object write within 1.5 s (the Kubernetes API SLO is 1 s at p99). Patroni's own
+ * defaults are 30/10/10.
  */
 export const DEFAULT_TIMING: PatroniTiming = { ttl: 20, loopWait: 5, retryTimeout: 5 };
+
+/**
+ * Period of the members' readiness probe (Patroni's /readiness, a cheap local GET): a new leader
+ * enters the `postgresql` Service's endpoints at most one period after it takes the lock, so the
+ * period adds up to that much to every failover (scripts/bench/pg-failover plays the probe at
+ * this period). 1 s, with 3 failures before a member leaves the endpoints (as before: a few
+ * seconds of tolerance for a busy REST API).
+ */
+export const READINESS_PERIOD_SECONDS = 1;
+export const READINESS_FAILURE_THRESHOLD = 3;
 
 /**
  * Environment variables Patroni reads the credentials from (they override the YAML). The REST

@@ -14,6 +14,7 @@ import {
   DEFAULT_TIMING,
   PASSWORD_ENV,
   PatroniTiming,
+  checkTiming,
   patroniConfig,
   patroniRbacRules,
 } from "../../components/postgres/patroni";
@@ -47,9 +48,12 @@ export interface PatroniClusterOptions {
   /** Namespace of the pods and DCS ConfigMaps. Default `pg-ha`. */
   namespace?: string;
   synchronous?: boolean;
+  /** Default: PATRONI_TIMING from the environment (`ttl/loop_wait/retry_timeout`), else DEFAULT_TIMING. */
   timing?: PatroniTiming;
-  /** Emulate the kubelet's readiness probe (GET this REST path every second). Default `/readiness`. */
+  /** Emulate the kubelet's readiness probe (GET this REST path every readinessPeriodMs). Default `/readiness`. */
   readinessPath?: string;
+  /** The emulated readiness probe's period in ms. Default 1000. */
+  readinessPeriodMs?: number;
 }
 
 export interface MemberStatus {
@@ -62,6 +66,19 @@ export interface MemberStatus {
 
 export const isLeaderStatus = (s?: MemberStatus): boolean =>
   s?.state === "running" && (s.role === "master" || s.role === "primary");
+
+/**
+ * PATRONI_TIMING=`ttl/loop_wait/retry_timeout` (e.g. `8/1/3`) runs the drills at another timing
+ * than DEFAULT_TIMING, e.g. a stack's `postgres.failover`; checked by Patroni's rule.
+ */
+export function timingFromEnv(env = process.env.PATRONI_TIMING): PatroniTiming | undefined {
+  if (!env) return undefined;
+  const m = /^(\d+)\/(\d+)\/(\d+)$/.exec(env.trim());
+  if (!m) throw new Error(`PATRONI_TIMING must be ttl/loop_wait/retry_timeout, got ${env}`);
+  const t = { ttl: Number(m[1]), loopWait: Number(m[2]), retryTimeout: Number(m[3]) };
+  checkTiming(t);
+  return t;
+}
 
 /** A TCP proxy in this process between one member and the API server; `cut` drops its traffic. */
 class DcsProxy {
@@ -138,14 +155,16 @@ export class PatroniCluster {
   private prober?: NodeJS.Timeout;
   private probing = false;
   private readonly readinessPath: string;
+  private readonly readinessPeriodMs: number;
   private readonly synchronous: boolean;
 
   private constructor(o: PatroniClusterOptions) {
     this.members = o.members ?? 3;
     this.namespace = o.namespace ?? "pg-ha";
-    this.timing = o.timing ?? DEFAULT_TIMING;
+    this.timing = o.timing ?? timingFromEnv() ?? DEFAULT_TIMING;
     this.synchronous = o.synchronous ?? true;
     this.readinessPath = o.readinessPath ?? "/readiness";
+    this.readinessPeriodMs = o.readinessPeriodMs ?? 1000;
   }
 
   /** Starts the sim, the pods, the members' Patroni, the prober, and a Service per role. */
@@ -538,7 +557,7 @@ export class PatroniCluster {
   }
 
   /**
-   * The kubelet's readiness probe, emulated: every second each pod's Ready condition follows
+   * The kubelet's readiness probe, emulated: every readinessPeriodMs each pod's Ready condition follows
    * GET readinessPath on its member's REST API (no answer = not ready).
    */
   private startProber(): void {
@@ -578,7 +597,7 @@ export class PatroniCluster {
         this.probing = false;
       }
     };
-    this.prober = setInterval(() => void tick(), 1000);
+    this.prober = setInterval(() => void tick(), this.readinessPeriodMs);
   }
 
   dumpLogs(): void {
@@ -639,6 +658,8 @@ export class WriteLoad {
   /** When each acknowledged write started (ms since epoch). */
   readonly startedAt: number[] = [];
   errors = 0;
+  /** When each failed attempt ended (ms since epoch). */
+  readonly errorsAt: number[] = [];
   private next = 1;
   private running = false;
   private loop?: Promise<void>;
@@ -676,6 +697,7 @@ export class WriteLoad {
           this.startedAt.push(started);
         } else {
           this.errors++;
+          this.errorsAt.push(Date.now());
           await new Promise((r) => setTimeout(r, 100));
         }
       }

@@ -2,6 +2,7 @@
 // the ini the component renders with only addresses, ports and paths substituted.
 import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -14,7 +15,7 @@ import {
   poolerBootstrapSql,
   poolerUserlist,
 } from "../../components/postgres/pgbouncer-content";
-import { PG_BIN, freePort, pgUser, waitFor } from "./postgres";
+import { PG_BIN, freePort, pgUser, psql, waitFor } from "./postgres";
 
 const execFileP = promisify(execFile);
 
@@ -181,3 +182,141 @@ export async function applyPoolerBootstrap(c: {
 }
 
 export { POOLER_AUTH_USER };
+
+/** What {@link followService} needs of a PatroniCluster (test/helpers/patroni.ts). */
+export interface ServiceEndpointSource {
+  endpointPodsAsync(service: string): Promise<string[]>;
+  readonly pgPorts: number[];
+}
+
+/** A running stand-in for a ClusterIP Service: {@link followService}. */
+export interface ServiceForwarder {
+  port: number;
+  /** The member port new connections currently go to (undefined: no ready endpoint). */
+  target(): number | undefined;
+  stop(): Promise<void>;
+}
+
+/**
+ * A TCP stand-in for a Service with one endpoint (`postgresql`, the leader): every `refreshMs`
+ * it reads the Service's ready endpoints from the API server, the way kube-proxy follows them,
+ * and sends each new connection to that member's PostgreSQL port; with no single endpoint a new
+ * connection is closed at once (a ClusterIP without endpoints rejects). Open connections are
+ * left alone, as kube-proxy leaves established conntrack entries.
+ */
+export async function followService(
+  c: ServiceEndpointSource,
+  service: string,
+  refreshMs = 250,
+): Promise<ServiceForwarder> {
+  const port = await freePort();
+  let target: number | undefined;
+  let refreshing = true;
+  const sockets = new Set<net.Socket>();
+  const refresher = (async () => {
+    while (refreshing) {
+      const pods = await c.endpointPodsAsync(service).catch(() => []);
+      const i = pods.length === 1 ? Number(/-(\d+)$/.exec(pods[0])?.[1]) : NaN;
+      target = Number.isInteger(i) ? c.pgPorts[i] : undefined;
+      await new Promise((r) => setTimeout(r, refreshMs));
+    }
+  })();
+  const server = net.createServer((client) => {
+    if (target === undefined) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(target, "127.0.0.1");
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+    }
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", close);
+    upstream.on("error", close);
+    client.on("close", close);
+    upstream.on("close", close);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
+  return {
+    port,
+    target: () => target,
+    async stop() {
+      refreshing = false;
+      await refresher;
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/**
+ * A continuous writer through a PgBouncer, one transaction (one client connection, as a
+ * short-lived app request) at a time: an id counts as acknowledged only when psql exits 0 with
+ * the id echoed; every failed attempt is recorded with its time, then retried after `retryMs`.
+ */
+export class PoolerWriteLoad {
+  readonly acked: number[] = [];
+  readonly ackedAt: number[] = [];
+  /** When each acknowledged write started (ms since epoch). */
+  readonly startedAt: number[] = [];
+  /** When each failed attempt ended (ms since epoch). */
+  readonly errorsAt: number[] = [];
+  private next = 1;
+  private running = false;
+  private loop?: Promise<void>;
+
+  constructor(
+    private port: number,
+    private login: { user: string; password: string; db: string },
+    readonly table = "pooler_load",
+    private retryMs = 100,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        const id = this.next++;
+        const started = Date.now();
+        let ok = false;
+        try {
+          const out = await psql(
+            this.port,
+            `insert into ${this.table} values (${id}) returning id`,
+            {
+              ...this.login,
+              timeoutMs: 5000,
+            },
+          );
+          ok = out === String(id);
+        } catch {
+          ok = false;
+        }
+        if (ok) {
+          this.acked.push(id);
+          this.ackedAt.push(Date.now());
+          this.startedAt.push(started);
+        } else {
+          this.errorsAt.push(Date.now());
+          await new Promise((r) => setTimeout(r, this.retryMs));
+        }
+      }
+    })();
+  }
+
+  /** Ack time of the first acknowledged write started at or after t (ms); undefined if none yet. */
+  firstWriteAfter(t: number): number | undefined {
+    const k = this.startedAt.findIndex((a) => a >= t);
+    return k < 0 ? undefined : this.ackedAt[k];
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+  }
+}

@@ -125,7 +125,9 @@ describe("prod: PostgresCluster", () => {
     assert.equal(d.synchronous_mode_strict, false);
     assert.equal(d.postgresql.use_pg_rewind, true);
     assert.equal(d.postgresql.use_slots, true);
-    assert.deepEqual([d.ttl, d.loop_wait, d.retry_timeout], [20, 5, 5]);
+    // Prod's fast failover (Pulumi.prod.yaml postgres.failover, measured by scripts/bench/pg-failover).
+    assert.deepEqual([d.ttl, d.loop_wait, d.retry_timeout], [8, 1, 3]);
+    assert.ok(d.loop_wait + 2 * d.retry_timeout <= d.ttl);
     assert.equal(d.postgresql.parameters.shared_buffers, "1024MB");
     assert.equal(d.postgresql.parameters.shared_preload_libraries, "pg_stat_statements");
     assert.equal(d.postgresql.parameters.max_connections, 200);
