@@ -332,6 +332,12 @@ export function buildPlatform(cfg: PlatformConfig, stack: string) {
             }
           : undefined,
         postgresReplicas: cfg.postgres.replicas - 1,
+        postgresBackup: postgres.verifyCronJobName
+          ? {
+              archiveTimeoutSeconds: cfg.postgres.backup.archiveTimeout,
+              verifyCronJob: postgres.verifyCronJobName,
+            }
+          : undefined,
         ingress: cfg.ingress.enabled
           ? {
               className: cfg.ingress.className,

@@ -113,7 +113,7 @@ export interface ConnectionBudget {
   poolerNeeds: number;
   /** Connections per pooler pod: pool + reserve + 1 auth_query connection (`max_db_connections`). */
   perPod: number;
-  /** Connections kept for everything else (superusers, Patroni, exporter, backup jobs). */
+  /** Connections kept for everything else (superusers, Patroni, exporter, database jobs). */
   reserved: number;
   /** maxConnections - reserved: what the pooler may use. */
   available: number;
@@ -125,9 +125,10 @@ export interface ConnectionBudget {
  * The connection budget of the primary:
  *   (pooler.replicas + 1 surge) × (defaultPoolSize + reservePoolSize + 1 auth_query)
  *     <= maxConnections − (superuser_reserved_connections 3 + Patroni 3 + exporter 1
- *                          + backup jobs 3 × (backup.processMax + 1) when backups are enabled)
- * The backup and maintenance CronJobs may overlap and each opens up to processMax + 1
- * connections (a conservative bound, kept for the verify job too). Streaming replicas and pg_basebackup use walsender slots, which count against
+ *                          + database jobs (backup.processMax + 1) × (3 with backups, else 1))
+ * The backup, verify and maintenance CronJobs may overlap and each opens up to processMax + 1
+ * connections (a conservative bound); the maintenance CronJob (VACUUM ANALYZE) runs whether or
+ * not backups are enabled. Streaming replicas and pg_basebackup use walsender slots, which count against
  * max_wal_senders, not max_connections (PostgreSQL >= 12), so replicas need no share here.
  * App pods never connect directly while the pooler is enabled, so their number does not count.
  */
@@ -141,7 +142,7 @@ export function poolerConnectionBudget(p: {
     superuser: SUPERUSER_RESERVED_CONNECTIONS,
     patroni: PATRONI_CONNECTIONS,
     exporter: EXPORTER_CONNECTIONS,
-    backupJobs: p.backup.enabled ? 3 * (p.backup.processMax + 1) : 0,
+    backupJobs: (p.backup.enabled ? 3 : 1) * (p.backup.processMax + 1),
   };
   const reserved = Object.values(reservedFor).reduce((a, b) => a + b, 0);
   return {
@@ -203,7 +204,10 @@ export const postgresBackupSchema = z
      * (needs bash: the upstream kubectl image ships it).
      */
     kubectlImage: pinnedImage.default("registry.k8s.io/kubectl:v1.31.14"),
-    /** VACUUM ANALYZE of every database (CronJob postgresql-maintenance). */
+    /**
+     * VACUUM ANALYZE of every database (CronJob postgresql-maintenance); runs whether or not
+     * backups are enabled.
+     */
     maintenanceSchedule: cronSchedule.default("0 3 * * 0"),
     resources: resourcesSchema.default({
       requests: { cpu: "50m", memory: "128Mi" },
@@ -312,7 +316,7 @@ export const postgresSchema = z
             `(pooler.defaultPoolSize ${p.pooler.defaultPoolSize} + pooler.reservePoolSize ` +
             `${p.pooler.reservePoolSize} + 1 auth_query) = ${b.poolerNeeds} > maxConnections ` +
             `${p.maxConnections} − ${b.reserved} reserved (${r.superuser} superuser_reserved_connections ` +
-            `+ ${r.patroni} Patroni + ${r.exporter} exporter + ${r.backupJobs} backup jobs at ` +
+            `+ ${r.patroni} Patroni + ${r.exporter} exporter + ${r.backupJobs} backup/maintenance jobs at ` +
             `backup.processMax ${p.backup.processMax}) = ${b.available}: lower pooler.replicas, ` +
             `pooler.defaultPoolSize or pooler.reservePoolSize, or raise maxConnections`,
         });

@@ -1,4 +1,5 @@
 import { stringify } from "yaml";
+import { WAL_ARCHIVE_METRICS } from "../postgres/exporter-queries";
 import { CELERY_BROKER_DB } from "../redis/content";
 
 /** Alert severities; `critical` also pages (see alertmanager-config.ts). */
@@ -50,6 +51,21 @@ export interface AlertRuleOptions {
   readonly postgresReplicas: number;
   /** Regex (fully anchored by PromQL) matching backup CronJob names. Default `.*backup.*`. */
   readonly backupCronJobPattern?: string;
+  /**
+   * PostgreSQL continuous archiving and backups (pgBackRest), when enabled: the WAL-archiving and
+   * backup-verification alerts. Unset: neither exists (nothing archives, no verify CronJob).
+   */
+  readonly postgresBackup?: PostgresBackupAlertOptions;
+}
+
+export interface PostgresBackupAlertOptions {
+  /**
+   * `archive_timeout` in seconds (config postgres.backup.archiveTimeout): PostgreSQL switches to a
+   * new WAL segment at least this often, so it is the recovery-point goal under light load.
+   */
+  readonly archiveTimeoutSeconds: number;
+  /** Name of the verification CronJob (components/postgres/backup-jobs.ts: `<set>-backup-verify`). */
+  readonly verifyCronJob: string;
 }
 
 /** App label of the Celery broker's pods (components/redis/redis-broker.ts, `noeviction`). */
@@ -83,7 +99,10 @@ function sameSet(series: string): string {
 export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
   const ns = opts.namespace;
   const backups = opts.backupCronJobPattern ?? ".*backup.*";
-  const cronjobs = `namespace="${ns}", cronjob=~"${backups}"`;
+  const verify = opts.postgresBackup?.verifyCronJob;
+  // The verify CronJob is named like a backup but has its own alerts (BackupVerification*).
+  const cronjobs = `namespace="${ns}", cronjob=~"${backups}"${verify ? `, cronjob!="${verify}"` : ""}`;
+  const backupJobs = `namespace="${ns}", job_name=~"${backups}"${verify ? `, job_name!~"${verify}-.*"` : ""}`;
   const allOwned = Object.values(TEAM_APPS).join("|");
 
   const serviceDown = (team: Team, selector: string): AlertRule => ({
@@ -316,7 +335,7 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
       rules: [
         {
           alert: "BackupJobFailed",
-          expr: `max by (namespace, job_name) (kube_job_status_failed{namespace="${ns}", job_name=~"${backups}"}) > 0`,
+          expr: `max by (namespace, job_name) (kube_job_status_failed{${backupJobs}}) > 0`,
           for: "1m",
           severity: "critical",
           team: "dba",
@@ -358,6 +377,7 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
             "Job {{ $labels.job_name }} of CronJob {{ $labels.owner_name }} failed after its retries.",
           runbookAnchor: "maintenancejobfailed",
         },
+        ...(opts.postgresBackup ? postgresBackupAlerts(ns, opts.postgresBackup) : []),
       ],
     },
     {
@@ -366,6 +386,82 @@ export function alertGroups(opts: AlertRuleOptions): AlertGroup[] {
     },
   ];
   return groups;
+}
+
+/**
+ * WAL archiving (the postgres_exporter sidecars' custom query, components/postgres/exporter-queries.ts)
+ * and the verification CronJob (kube-state-metrics).
+ */
+function postgresBackupAlerts(ns: string, o: PostgresBackupAlertOptions): AlertRule[] {
+  const by = "namespace, app, pod";
+  const pg = `namespace="${ns}"`;
+  const verify = `namespace="${ns}", cronjob="${o.verifyCronJob}"`;
+  const newest = (m: string) => `max by (namespace, cronjob) (${m}{${verify}})`;
+  return [
+    {
+      alert: "PostgreSQLWALArchivingFailing",
+      // The newest archive_command attempt failed and attempts keep failing. New failures are
+      // required because a replica keeps the pg_stat_archiver it had as a primary: an old primary
+      // that failed before a failover would otherwise alert forever.
+      expr:
+        `(max by (${by}) (${WAL_ARCHIVE_METRICS.failing}{${pg}}) and on (${by}) ` +
+        `max by (${by}) (increase(pg_stat_archiver_failed_count{${pg}}[10m])) > 0) > 0`,
+      for: "5m",
+      severity: "critical",
+      team: "dba",
+      summary: "WAL archiving fails on {{ $labels.pod }}",
+      description:
+        "archive_command has been failing on {{ $labels.pod }} for 5 minutes: no new WAL reaches the object store (the recovery point grows) and pg_wal fills up until the primary stops.",
+      runbookAnchor: "postgresqlwalarchivingfailing",
+    },
+    {
+      alert: "PostgreSQLWALArchiveLag",
+      // Age of the oldest complete WAL file not yet archived. The recovery point is at least that
+      // old (plus up to archive_timeout of WAL in the open segment), so beyond archive_timeout the
+      // goal is missed for sure. An idle database has no complete unarchived WAL: 0, silent.
+      expr: `max by (${by}) (${WAL_ARCHIVE_METRICS.lag}{${pg}}) > ${o.archiveTimeoutSeconds}`,
+      for: "1m",
+      severity: "warning",
+      team: "dba",
+      summary: "WAL archiving on {{ $labels.pod }} is behind the recovery-point goal",
+      description: `The oldest complete WAL file on {{ $labels.pod }} has waited {{ $value | humanizeDuration }} for the archive (goal: archive_timeout ${o.archiveTimeoutSeconds}s); a restore now would lose at least that much.`,
+      runbookAnchor: "postgresqlwalarchivelag",
+    },
+    {
+      alert: "BackupVerificationFailed",
+      // The verify pod's exit status is the verdict (pg-backrest-verify.sh exits non-zero on any
+      // failed check) and kube-state-metrics, which we run and scrape anyway, exports it as the
+      // CronJob's last schedule and last success: scheduled after its last success and no longer
+      // running means the newest run failed. No Pushgateway, and the verify pod writes nothing to
+      // the database it checks; its figures (backup age, row counts) stay in the Job's log (Loki).
+      // Value: seconds between the newest success (or creation) and the failed run.
+      expr:
+        `(${newest("kube_cronjob_status_last_schedule_time")} - on (namespace, cronjob) ` +
+        `(${newest("kube_cronjob_status_last_successful_time")} or ${newest("kube_cronjob_created")}) ` +
+        `unless on (namespace, cronjob) ${newest("kube_cronjob_status_active")} > 0) > 0`,
+      for: "1m",
+      severity: "critical",
+      team: "dba",
+      summary: "Backup verification {{ $labels.cronjob }} failed",
+      description:
+        "The newest run of {{ $labels.cronjob }} failed: the newest backup could not be restored or failed its checks. Its log says which.",
+      runbookAnchor: "backupverificationfailed",
+    },
+    {
+      alert: "BackupVerificationMissing",
+      // A daily verification plus two hours; counts from the CronJob's creation until it succeeds.
+      expr:
+        `time() - (${newest("kube_cronjob_status_last_successful_time")} ` +
+        `or ${newest("kube_cronjob_created")}) > ${BACKUP_MAX_AGE_SECONDS}`,
+      for: "10m",
+      severity: "warning",
+      team: "dba",
+      summary: "No successful backup verification in 26 hours",
+      description:
+        "{{ $labels.cronjob }} has not succeeded for {{ $value | humanizeDuration }}: nobody knows whether the newest backup restores.",
+      runbookAnchor: "backupverificationmissing",
+    },
+  ];
 }
 
 function pvcFillingUp(

@@ -6,6 +6,8 @@
  * package of the exporter exists, a test scrapes the real exporter and checks the names below.
  */
 
+import { WAL_ARCHIVE_METRICS } from "../postgres/exporter-queries";
+
 /** One scrape source: who produces the metrics and which names we rely on. */
 export interface MetricSource {
   /** Short id, used in tests and docs. */
@@ -65,6 +67,8 @@ export const METRIC_SOURCES: readonly MetricSource[] = [
       "kube_job_failed",
       "kube_job_owner",
       "kube_cronjob_status_last_successful_time",
+      "kube_cronjob_status_last_schedule_time",
+      "kube_cronjob_status_active",
       "kube_cronjob_created",
       "kube_node_status_allocatable",
       "kube_node_status_condition",
@@ -93,7 +97,15 @@ export const METRIC_SOURCES: readonly MetricSource[] = [
       "pg_stat_database_xact_rollback",
       "pg_stat_database_blks_hit",
       "pg_stat_database_blks_read",
+      "pg_stat_archiver_failed_count",
+      "pg_stat_archiver_archived_count",
     ],
+  },
+  {
+    id: "postgres-exporter-queries",
+    producer:
+      "the postgres_exporter sidecars' custom queries (components/postgres/exporter-queries.ts)",
+    metrics: Object.values(WAL_ARCHIVE_METRICS),
   },
   {
     id: "redis-exporter",

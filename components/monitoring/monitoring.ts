@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { MonitoringConfig } from "../config/monitoring";
 import type { ClusterPlacement, NetworkPeer, SecretKeyRef } from "../lib/k8s";
 import { Alertmanager, ALERTMANAGER_PORT } from "./alertmanager";
-import { alertGroups, renderAlertRules } from "./alert-rules";
+import { alertGroups, PostgresBackupAlertOptions, renderAlertRules } from "./alert-rules";
 import { renderAlertmanagerConfig } from "./alertmanager-config";
 import { CeleryExporter } from "./celery-exporter";
 import { Grafana, GRAFANA_PORT, type GrafanaIngress } from "./grafana";
@@ -32,6 +32,8 @@ export interface MonitoringArgs extends ClusterPlacement {
   apiPort?: number;
   /** Streaming replicas the PostgreSQL primary should have (0: no replica-missing alert). */
   postgresReplicas: number;
+  /** PostgreSQL backups when enabled: WAL-archiving and verification alerts. */
+  postgresBackup?: PostgresBackupAlertOptions;
   /** The ingress-nginx controller: scraped for TLS expiry, and Grafana's optional entry. */
   ingress?: GrafanaIngress & { metricsPort?: number };
   /** Celery broker URL Secret; without it no Celery exporter is deployed. */
@@ -67,6 +69,7 @@ export class Monitoring extends pulumi.ComponentResource {
         namespace: args.namespaceName,
         runbookUrl: c.runbookUrl,
         postgresReplicas: args.postgresReplicas,
+        postgresBackup: args.postgresBackup,
       }),
       c.runbookUrl,
     );

@@ -37,6 +37,13 @@ export const BACKREST_PATHS = {
  */
 export const BACKUP_EGRESS_LABEL = { "backup.stock-analysis.io/object-store": "true" } as const;
 
+/** Suffix of the verification CronJob's name (`<name>-backup-verify`). */
+const VERIFY_JOB = "backup-verify";
+/** Name of the verification CronJob of the member set `name` (alerts select it by name). */
+export function verifyCronJobName(name: string): string {
+  return `${name}-${VERIFY_JOB}`;
+}
+
 /** Keys of the credentials Secret. */
 export const S3_SECRET_KEYS = { access: "access-key", secret: "secret-key" } as const;
 
@@ -348,7 +355,7 @@ export function createBackupJobs(
   exec("backup-full", b.fullSchedule, "full");
   exec("backup-diff", b.diffSchedule, b.diffType);
 
-  cron("backup-verify", b.verifySchedule, {
+  cron(VERIFY_JOB, b.verifySchedule, {
     image: a.config.image,
     command: ["bash", "/scripts/pg-backrest-verify.sh"],
     env: [

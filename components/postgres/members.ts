@@ -55,6 +55,9 @@ export const SCOPE_LABEL = "cluster-name";
 const PATRONI_DIR = "/etc/patroni";
 const SCRIPTS_DIR = "/scripts";
 const SECRETS_DIR = "/secrets";
+const EXPORTER_DIR = "/etc/postgres-exporter";
+/** Key (file name) of the exporter's custom queries in its ConfigMap (exporter-queries.ts). */
+export const EXPORTER_QUERIES_KEY = "queries.yaml";
 /** The Kubernetes API server lives outside the pod network (443 behind the Service, 6443 direct). */
 export const API_SERVER_PORTS = [443, 6443];
 
@@ -73,6 +76,8 @@ export interface MemberArgs {
   passwordSecret: pulumi.Input<string>;
   patroniConfigMap: pulumi.Input<string>;
   scriptsConfigMap: pulumi.Input<string>;
+  /** ConfigMap with the exporter's custom queries ({@link EXPORTER_QUERIES_KEY}). */
+  exporterConfigMap: pulumi.Input<string>;
   /** Hash of everything mounted that needs a restart to take effect. */
   checksum: string;
   /** ConfigMap with pgbackrest.conf, when backups are enabled. */
@@ -248,6 +253,11 @@ function exporterContainer(a: MemberArgs): k8s.types.input.core.v1.Container {
       { name: "DATA_SOURCE_URI", value: `localhost:${PORT}/postgres?sslmode=disable` },
       { name: "DATA_SOURCE_USER", value: "monitoring" },
       { name: "DATA_SOURCE_PASS_FILE", value: `${SECRETS_DIR}/${PASSWORD_KEYS.monitoring}` },
+      // WAL-archiving state for the backup alerts (`--extend.query-path`, exporter-queries.ts).
+      {
+        name: "PG_EXPORTER_EXTEND_QUERY_PATH",
+        value: `${EXPORTER_DIR}/${EXPORTER_QUERIES_KEY}`,
+      },
     ],
     resources: toResourceRequirements(a.config.exporterResources),
     securityContext: restrictedContainerSecurity(true),
@@ -262,7 +272,10 @@ function exporterContainer(a: MemberArgs): k8s.types.input.core.v1.Container {
       timeoutSeconds: 5,
       failureThreshold: 3,
     },
-    volumeMounts: [{ name: "secrets", mountPath: SECRETS_DIR, readOnly: true }],
+    volumeMounts: [
+      { name: "secrets", mountPath: SECRETS_DIR, readOnly: true },
+      { name: "exporter-queries", mountPath: EXPORTER_DIR, readOnly: true },
+    ],
   };
 }
 
@@ -318,6 +331,10 @@ export function statefulSetSpec(a: MemberArgs): k8s.types.input.apps.v1.Stateful
         volumes: [
           { name: "patroni", configMap: { name: a.patroniConfigMap } },
           { name: "scripts", configMap: { name: a.scriptsConfigMap, defaultMode: 0o555 } },
+          {
+            name: "exporter-queries",
+            configMap: { name: a.exporterConfigMap, defaultMode: 0o444 },
+          },
           {
             name: "secrets",
             secret: {

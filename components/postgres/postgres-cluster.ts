@@ -17,6 +17,7 @@ import {
   APP_DB,
   APP_USER,
   DATA_MOUNT,
+  EXPORTER_QUERIES_KEY,
   PASSWORD_KEYS,
   PG_UID,
   PORT,
@@ -32,7 +33,8 @@ import {
   shortHash,
   statefulSetSpec,
 } from "./members";
-import { createBackupJobs } from "./backup-jobs";
+import { createBackupJobs, verifyCronJobName } from "./backup-jobs";
+import { postgresExporterQueries } from "./exporter-queries";
 import { postgresScripts } from "./content";
 import { patroniRbacRules } from "./patroni";
 
@@ -72,6 +74,8 @@ export class PostgresCluster extends pulumi.ComponentResource {
   public readonly passwordSecretName: pulumi.Output<string>;
   /** The app role's login (database, user, secret password) for URLs built elsewhere (PgBouncer). */
   public readonly app: { database: string; user: string; password: pulumi.Output<string> };
+  /** Name of the backup verification CronJob; unset when backups are disabled. */
+  public readonly verifyCronJobName?: string;
 
   constructor(name: string, args: PostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:postgres:PostgresCluster", name, {}, opts);
@@ -114,6 +118,15 @@ export class PostgresCluster extends pulumi.ComponentResource {
       { metadata: meta(`${n}-scripts`), data: scripts },
       child,
     );
+    // The exporter sidecar's custom queries (WAL-archiving state); it re-reads the file every scrape.
+    const exporterMap = new k8s.core.v1.ConfigMap(
+      `${n}-exporter`,
+      {
+        metadata: meta(`${n}-exporter-queries`),
+        data: { [EXPORTER_QUERIES_KEY]: postgresExporterQueries() },
+      },
+      child,
+    );
     const serviceAccount = this.patroniAccess(n, meta, child);
     this.networkPolicies(n, args, meta, child);
 
@@ -127,6 +140,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
       passwordSecret: passwordSecret.metadata.name,
       patroniConfigMap: patroniMap.metadata.name,
       scriptsConfigMap: scriptsMap.metadata.name,
+      exporterConfigMap: exporterMap.metadata.name,
       checksum: cs,
       // Created by createBackupJobs (backup-jobs.ts) under this name.
       backrestConfigMap: c.backup.enabled ? `${n}-pgbackrest` : undefined,
@@ -225,20 +239,25 @@ export class PostgresCluster extends pulumi.ComponentResource {
       child,
     );
 
+    const scriptsVolume: k8s.types.input.core.v1.Volume = {
+      name: "scripts",
+      configMap: { name: scriptsMap.metadata.name, defaultMode: 0o555 },
+    };
+    const jobLabels = {
+      "app.kubernetes.io/component": "database-jobs",
+      "app.kubernetes.io/part-of": "stock-analysis",
+    };
     if (c.backup.enabled) {
-      this.backupJobs(n, args, {
-        passwordSecret: passwordSecret.metadata.name,
-        scripts: {
-          name: "scripts",
-          configMap: { name: scriptsMap.metadata.name, defaultMode: 0o555 },
-        },
-        jobLabels: {
-          "app.kubernetes.io/component": "database-jobs",
-          "app.kubernetes.io/part-of": "stock-analysis",
-        },
-        primaryHost: pulumi.interpolate`${rw.metadata.name}.${ns}.svc.cluster.local`,
-      });
+      this.backupJobs(n, args, { scripts: scriptsVolume, jobLabels });
+      this.verifyCronJobName = verifyCronJobName(n);
     }
+    // VACUUM ANALYZE keeps statistics and visibility maps fresh whether or not backups are on.
+    this.maintenanceJob(n, args, {
+      passwordSecret: passwordSecret.metadata.name,
+      scripts: scriptsVolume,
+      jobLabels,
+      primaryHost: pulumi.interpolate`${rw.metadata.name}.${ns}.svc.cluster.local`,
+    });
 
     this.serviceName = rw.metadata.name;
     this.dnsName = pulumi.interpolate`${rw.metadata.name}.${ns}.svc.cluster.local`;
@@ -340,9 +359,32 @@ export class PostgresCluster extends pulumi.ComponentResource {
 
   /**
    * pgBackRest (components/postgres/backup-jobs.ts: pgbackrest.conf ConfigMap, exec RBAC, full /
-   * differential / verify CronJobs, object-store egress) and the maintenance CronJob.
+   * differential / verify CronJobs, object-store egress).
    */
   private backupJobs(
+    n: string,
+    args: PostgresClusterArgs,
+    x: { scripts: k8s.types.input.core.v1.Volume; jobLabels: Record<string, string> },
+  ): void {
+    const b = args.config.backup;
+    createBackupJobs(this, args.provider, {
+      name: n,
+      namespace: args.namespace,
+      instance: args.instance,
+      config: args.config,
+      dataDir: DATA_MOUNT,
+      socketDir: "/var/run/postgresql",
+      port: PORT,
+      uid: PG_UID,
+      scripts: x.scripts,
+      jobLabels: x.jobLabels,
+      kubectlImage: b.kubectlImage,
+      timeZone: args.timeZone ?? "Etc/UTC",
+    });
+  }
+
+  /** The weekly VACUUM ANALYZE CronJob (pg-maintenance.sh against the primary). */
+  private maintenanceJob(
     n: string,
     args: PostgresClusterArgs,
     x: {
@@ -355,21 +397,6 @@ export class PostgresCluster extends pulumi.ComponentResource {
     const b = args.config.backup;
     const ns = args.namespace;
     const child = { parent: this, provider: args.provider };
-    createBackupJobs(this, args.provider, {
-      name: n,
-      namespace: ns,
-      instance: args.instance,
-      config: args.config,
-      dataDir: DATA_MOUNT,
-      socketDir: "/var/run/postgresql",
-      port: PORT,
-      uid: PG_UID,
-      scripts: x.scripts,
-      jobLabels: x.jobLabels,
-      kubectlImage: b.kubectlImage,
-      timeZone: args.timeZone ?? "Etc/UTC",
-    });
-
     const name = `${n}-maintenance`;
     const labels = { ...workloadLabels(name, "database-jobs", args.instance), ...x.jobLabels };
     new k8s.batch.v1.CronJob(

@@ -11,6 +11,8 @@ export const RULE_OPTIONS: AlertRuleOptions = {
   namespace: "stock-analysis",
   runbookUrl: "https://git.example.com/stock-analysis/infra/blob/main/docs/RUNBOOK.md",
   postgresReplicas: 2,
+  // prod's archive_timeout (Pulumi.prod.yaml postgres.backup.archiveTimeout) and verify CronJob.
+  postgresBackup: { archiveTimeoutSeconds: 60, verifyCronJob: "postgresql-backup-verify" },
 };
 
 /** Writes the rule file exactly as the component ships it; returns its path. */

@@ -180,6 +180,41 @@ const CONTRACT: Contract[] = [
     op: ">",
   },
   {
+    alert: "PostgreSQLWALArchivingFailing",
+    severity: "critical",
+    team: "dba",
+    forMin: 5,
+    threshold: 0,
+    op: ">",
+    integer: true,
+  },
+  {
+    // The recovery-point goal: archive_timeout from config.
+    alert: "PostgreSQLWALArchiveLag",
+    severity: "warning",
+    team: "dba",
+    forMin: 1,
+    threshold: RULE_OPTIONS.postgresBackup!.archiveTimeoutSeconds,
+    op: ">",
+  },
+  {
+    alert: "BackupVerificationFailed",
+    severity: "critical",
+    team: "dba",
+    forMin: 1,
+    threshold: 0,
+    op: ">",
+    integer: true,
+  },
+  {
+    alert: "BackupVerificationMissing",
+    severity: "warning",
+    team: "dba",
+    forMin: 10,
+    threshold: 26 * 3600,
+    op: ">",
+  },
+  {
     alert: "RedisCacheEvictionPressure",
     severity: "warning",
     team: "dba",
@@ -282,6 +317,7 @@ const pgPod = {
   instance: "10.1.0.7:9187",
   job: "postgres-exporter",
 };
+const pgReplicaPod = { ...pgPod, pod: "postgresql-1", instance: "10.1.0.8:9187" };
 const redisPod = {
   namespace: NS,
   app: "redis",
@@ -367,6 +403,32 @@ function jobSeries(
       values: constant(1, n),
     },
   ];
+}
+
+/**
+ * kube-state-metrics series of the verify CronJob; times are seconds relative to the test's start
+ * (promtool's time() is 0 there), constant over the `n` samples.
+ */
+function verifyCronJob(
+  t: { created: number; success?: number; schedule?: number; active?: number },
+  n: number,
+): Series[] {
+  const cj = { namespace: NS, cronjob: "postgresql-backup-verify", job: "kube-state-metrics" };
+  const out: Series[] = [
+    { series: sel("kube_cronjob_created", cj), values: constant(t.created, n) },
+  ];
+  if (t.success !== undefined)
+    out.push({
+      series: sel("kube_cronjob_status_last_successful_time", cj),
+      values: constant(t.success, n),
+    });
+  if (t.schedule !== undefined)
+    out.push({
+      series: sel("kube_cronjob_status_last_schedule_time", cj),
+      values: constant(t.schedule, n),
+    });
+  out.push({ series: sel("kube_cronjob_status_active", cj), values: constant(t.active ?? 0, n) });
+  return out;
 }
 
 /** node_exporter's filesystem series with `free` of 100 GB available. */
@@ -665,15 +727,15 @@ const FIXTURES: Record<string, Fixture> = {
         }),
         values: constant(v, n),
       },
-      // A failed non-backup job is someone else's alert.
-      {
+      // A failed non-backup job is someone else's alert; so is a failed verification.
+      ...["db-migrate-1", "postgresql-backup-verify-29000000"].map((job_name) => ({
         series: sel("kube_job_status_failed", {
           namespace: NS,
-          job_name: "db-migrate-1",
+          job_name,
           job: "kube-state-metrics",
         }),
         values: constant(1, n),
-      },
+      })),
     ],
     labels: { namespace: NS, job_name: "postgresql-backup-29000000" },
     warmupMin: 0,
@@ -715,9 +777,69 @@ const FIXTURES: Record<string, Fixture> = {
       return [
         { series: sel("kube_cronjob_status_last_successful_time", cj), values: `${-v}+60x${n}` },
         { series: sel("kube_cronjob_created", cj), values: `${-30 * 86400}+0x${n}` },
+        // A verification that never succeeded is BackupVerificationMissing's, not a backup's age.
+        ...verifyCronJob({ created: -30 * 86400 }, n),
       ];
     },
     labels: { namespace: NS, cronjob: "postgresql-backup" },
+    warmupMin: 0,
+  },
+  BackupVerificationMissing: {
+    // As BackupTooOld, for the verify CronJob; an old backup CronJob is not this alert's.
+    series: (v, n) => [
+      ...verifyCronJob({ created: -30 * 86400, success: -v, schedule: -v - 3600 }, n),
+      {
+        series: sel("kube_cronjob_status_last_successful_time", {
+          namespace: NS,
+          cronjob: "redis-backup",
+          job: "kube-state-metrics",
+        }),
+        values: `${-30 * 86400}+0x${n}`,
+      },
+    ],
+    labels: { namespace: NS, cronjob: "postgresql-backup-verify" },
+    warmupMin: 0,
+  },
+  BackupVerificationFailed: {
+    // The newest run was scheduled `v` s after the newest success and is over (no active Job).
+    series: (v, n) => [
+      ...verifyCronJob(
+        { created: -30 * 86400, success: -86400, schedule: -86400 + v, active: 0 },
+        n,
+      ),
+      // A backup CronJob whose last run failed is BackupJobFailed's, not a verification.
+      ...["schedule", "success"].map((k) => ({
+        series: sel(
+          k === "schedule"
+            ? "kube_cronjob_status_last_schedule_time"
+            : "kube_cronjob_status_last_successful_time",
+          { namespace: NS, cronjob: "postgresql-backup-full", job: "kube-state-metrics" },
+        ),
+        values: constant(k === "schedule" ? 0 : -86400, n),
+      })),
+    ],
+    labels: { namespace: NS, cronjob: "postgresql-backup-verify" },
+    warmupMin: 0,
+  },
+  PostgreSQLWALArchivingFailing: {
+    // postgresql-0: newest attempt failed (`v`) while failures keep coming (2/min). postgresql-1,
+    // a replica that failed when it was the primary, keeps failing = 1 with no new failures.
+    series: (v, n) => [
+      { series: sel("pg_wal_archive_failing", pgPod), values: constant(v, n) },
+      { series: sel("pg_stat_archiver_failed_count", pgPod), values: counter(2, n) },
+      { series: sel("pg_wal_archive_failing", pgReplicaPod), values: constant(1, n) },
+      { series: sel("pg_stat_archiver_failed_count", pgReplicaPod), values: constant(40, n) },
+    ],
+    labels: { namespace: NS, app: "postgresql", pod: "postgresql-0" },
+    // increase() needs two samples.
+    warmupMin: 1,
+  },
+  PostgreSQLWALArchiveLag: {
+    series: (v, n) => [
+      { series: sel("pg_wal_archive_lag_seconds", pgPod), values: constant(v, n) },
+      { series: sel("pg_wal_archive_lag_seconds", pgReplicaPod), values: constant(0, n) },
+    ],
+    labels: { namespace: NS, app: "postgresql", pod: "postgresql-0" },
     warmupMin: 0,
   },
   TLSCertificateExpiring: {
@@ -1051,6 +1173,40 @@ describe("alert rules (promtool)", () => {
     // Almost idle (0.5 lookups/s): the ratio means nothing.
     promtoolCase("cache-idle", c.alert, cacheSeries(pods, 0.1, 0.5, 60, at + 2), at, []);
     promtoolCase("cache-thrashing", c.alert, cacheSeries(pods, 0.1, 10, 60, at + 2), at, expected);
+  });
+
+  test("BackupVerificationFailed: a run that is still going or succeeded is quiet, a first run that failed alerts", () => {
+    const c = CONTRACT.find((x) => x.alert === "BackupVerificationFailed")!;
+    const at = c.forMin + 1;
+    const n = at + 2;
+    const day = -86400;
+    const fired = [
+      { namespace: NS, cronjob: "postgresql-backup-verify", severity: c.severity, team: c.team },
+    ];
+    // Scheduled an hour ago, still running.
+    promtoolCase(
+      "verify-running",
+      c.alert,
+      verifyCronJob({ created: 30 * day, success: day, schedule: -3600, active: 1 }, n),
+      at,
+      [],
+    );
+    // Scheduled an hour ago, succeeded ten minutes ago.
+    promtoolCase(
+      "verify-succeeded",
+      c.alert,
+      verifyCronJob({ created: 30 * day, success: -600, schedule: -3600, active: 0 }, n),
+      at,
+      [],
+    );
+    // Its first run failed: no success yet, counted from the creation.
+    promtoolCase(
+      "verify-first-run-failed",
+      c.alert,
+      verifyCronJob({ created: day, schedule: -3600, active: 0 }, n),
+      at,
+      fired,
+    );
   });
 
   test("a weekly full plus daily differential backup CronJob count as one data set", () => {

@@ -160,8 +160,17 @@ describe("monitoring in prod", () => {
       "CeleryQueueHigh",
       "ServiceDown",
       "BackupTooOld",
+      "BackupVerificationFailed",
+      "BackupVerificationMissing",
+      "PostgreSQLWALArchivingFailing",
     ])
       assert.match(rules, new RegExp(`alert: ${a}\\n`));
+    // The archive-lag threshold is prod's postgres.backup.archiveTimeout (60 s).
+    assert.match(rules, /pg_wal_archive_lag_seconds\{namespace="stock-analysis"\}\) > 60\n/);
+    assert.match(rules, /cronjob="postgresql-backup-verify"/);
+    // dev has no backups: neither archiving nor verification alerts.
+    const devRules = configMapData("dev", "prometheus-rules")["alert_rules.yml"];
+    assert.doesNotMatch(devRules, /WALArchiv|BackupVerification/);
     const dashboards = configMapData("prod", "grafana-dashboards");
     assert.deepEqual(Object.keys(dashboards).sort(), [
       "stock-analysis-api.json",

@@ -30,37 +30,43 @@ function problems(postgres: Record<string, unknown>): string[] {
 }
 
 describe("config: pooler connection budget", () => {
-  // Defaults: per pod 20 + 5 + 1 = 26; reserved 3 superuser + 3 Patroni + 1 exporter (backups
-  // are off by default) = 7. One pod plus the rollout surge needs 52: fits 59, not 58.
+  // Defaults: per pod 20 + 5 + 1 = 26; reserved 3 superuser + 3 Patroni + 1 exporter + 3 for the
+  // maintenance job (backups are off by default) = 10. One pod plus the rollout surge needs 52:
+  // fits 62, not 61.
   it("accepts exactly what fits and refuses one connection less, with one message naming the keys", () => {
-    assert.deepEqual(problems({ maxConnections: 59 }), []);
-    const p = problems({ maxConnections: 58 });
+    assert.deepEqual(problems({ maxConnections: 62 }), []);
+    const p = problems({ maxConnections: 61 });
     assert.equal(p.length, 1, p.join("\n"));
     assert.match(p[0], /^stock-analysis:postgres\.pooler = /);
     for (const s of [
       "(pooler.replicas 1 + 1 rollout surge)",
       "pooler.defaultPoolSize 20",
       "pooler.reservePoolSize 5",
-      "= 52 > maxConnections 58",
-      "7 reserved (3 superuser_reserved_connections + 3 Patroni + 1 exporter + 0 backup jobs at backup.processMax 2) = 51",
+      "= 52 > maxConnections 61",
+      "10 reserved (3 superuser_reserved_connections + 3 Patroni + 1 exporter + 3 backup/maintenance jobs at backup.processMax 2) = 51",
     ])
       assert.ok(p[0].includes(s), `"${s}" not in: ${p[0]}`);
   });
 
-  it("counts pooler pods × pool, not app pods; backup jobs only when backups run", () => {
-    const b = poolerConnectionBudget({
+  it("counts pooler pods × pool, not app pods; the maintenance job always, backup jobs when backups run", () => {
+    const budgetArgs = {
       maxConnections: 200,
       backup: { enabled: false, processMax: 4 },
       pooler: { replicas: 3, defaultPoolSize: 40, reservePoolSize: 0 },
-    });
+    };
+    const b = poolerConnectionBudget(budgetArgs);
     assert.equal(b.poolerNeeds, 4 * 41);
-    assert.equal(b.reserved, 7);
-    assert.equal(b.available, 193);
-    assert.deepEqual(problems({ pooler: { replicas: 6 } }), [], "7 × 26 = 182 <= 184 fits");
+    assert.equal(b.reserved, 7 + 5);
+    assert.equal(b.available, 188);
+    assert.equal(
+      poolerConnectionBudget({ ...budgetArgs, backup: { enabled: true, processMax: 4 } }).reserved,
+      7 + 15,
+    );
+    assert.deepEqual(problems({ pooler: { replicas: 6 } }), [], "7 × 26 = 182 <= 190 fits");
   });
 
   it("refuses a pool the primary cannot hold and ignores the budget when the pooler is off", () => {
-    assert.equal(problems({ pooler: { replicas: 7 } }).length, 1, "8 × 26 = 208 > 184");
+    assert.equal(problems({ pooler: { replicas: 7 } }).length, 1, "8 × 26 = 208 > 190");
     assert.deepEqual(problems({ pooler: { replicas: 7, enabled: false } }), []);
   });
 

@@ -5,6 +5,7 @@ import * as path from "node:path";
 import { parse } from "yaml";
 import { before, describe, it } from "node:test";
 import { postgresScripts } from "../../components/postgres/content";
+import { postgresExporterQueries } from "../../components/postgres/exporter-queries";
 import { RenderResult, find, render, renderRaw } from "../helpers/render";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -111,6 +112,16 @@ describe("prod: PostgresCluster", () => {
     });
     const pdb = find(stacks.prod.objects, "PodDisruptionBudget", "postgresql").spec as Any;
     assert.equal(pdb.maxUnavailable, 1);
+    // The WAL-archiving queries (exporter-queries.ts) from their ConfigMap, in dev and prod alike.
+    for (const stack of ["dev", "prod"]) {
+      const exp = containerOf(stack, "postgres-exporter");
+      const file = envOf(exp).PG_EXPORTER_EXTEND_QUERY_PATH;
+      const mount = exp.volumeMounts.find((m: Any) => file.startsWith(`${m.mountPath}/`));
+      assert.ok(mount, `${stack}: ${file} is not on a mount`);
+      const vol = pod(stack).volumes.find((v: Any) => v.name === mount.name);
+      const cm = find(stacks[stack].objects, "ConfigMap", vol.configMap.name).data as Any;
+      assert.equal(cm[file.slice(mount.mountPath.length + 1)], postgresExporterQueries());
+    }
     assert.equal(pod("prod").securityContext.runAsUser, 999);
     for (const c of pod("prod").containers) {
       assert.equal(c.securityContext.allowPrivilegeEscalation, false);
@@ -343,5 +354,13 @@ describe("dev: PostgresCluster", () => {
         (o) => o.kind === "CronJob" && o.metadata.name.startsWith("postgresql-backup"),
       ),
     );
+  });
+
+  it("still runs the weekly VACUUM ANALYZE: maintenance does not depend on backups", () => {
+    assert.deepEqual(cronContainer("dev", "postgresql-maintenance").command, [
+      "bash",
+      "/scripts/pg-maintenance.sh",
+    ]);
+    assert.equal(cron("dev", "postgresql-maintenance").schedule, "0 3 * * 0");
   });
 });
