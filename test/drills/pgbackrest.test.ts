@@ -469,8 +469,12 @@ describe("pgBackRest to S3", () => {
         if (e.isDirectory()) walk(path.join(d, e.name));
         else files.push(path.join(d, e.name));
     };
-    walk(path.join(dir, "pg_data"));
-    return files.filter((f) => fs.statSync(f).size > 64).sort();
+    // Data files: pg_data/ (files above the bundle limit) and bundle/ (repo1-bundle=y).
+    walk(dir);
+    return files
+      .filter((f) => !path.basename(f).startsWith("backup.manifest"))
+      .filter((f) => fs.statSync(f).size > 64)
+      .sort();
   };
 
   it("fails verification when a backup object is corrupted", async () => {

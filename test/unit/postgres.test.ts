@@ -196,6 +196,8 @@ describe("prod: PostgresCluster", () => {
     ];
     assert.match(conf, /^repo1-s3-bucket=stock-analysis-backups$/m);
     assert.match(conf, /^repo1-path=\/stock-analysis\/prod$/m);
+    // Bundled small files: measured faster on the many-table set (scripts/bench/pg-backup).
+    assert.match(conf, /^repo1-bundle=y$/m);
     assert.match(conf, /^pg1-path=\/var\/lib\/postgresql\/data\/pgdata$/m);
     assert.doesNotMatch(conf, /s3-key/);
     assert.equal(
