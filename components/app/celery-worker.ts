@@ -2,8 +2,6 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { WorkerConfig } from "../config/app";
 import {
-  ClusterPlacement,
-  SecretKeyRef,
   plainEnv,
   restrictedContainerSecurity,
   restrictedPodSecurity,
@@ -13,27 +11,12 @@ import {
   workloadLabels,
   writableVolumes,
 } from "../lib/k8s";
-import { NetworkAccess, withConfiguredEgress } from "../lib/network";
-import { spreadOverNodes, workloadCompanions } from "../lib/workload";
+import { withConfiguredEgress } from "../lib/network";
+import { AppWorkloadArgs, spreadOverNodes, workloadCompanions } from "../lib/workload";
 
-export interface CeleryWorkerArgs extends ClusterPlacement {
-  /** Deployment, container and `app` label name, e.g. `stock-analysis-celery`. */
-  name: string;
-  /** app.kubernetes.io/instance: the stack name. */
-  instance: string;
+/** `name` is e.g. `stock-analysis-celery`; the broker and database come as secretEnv + network. */
+export interface CeleryWorkerArgs extends AppWorkloadArgs {
   config: WorkerConfig;
-  /** Image to run; defaults to `config.image`. */
-  image?: pulumi.Input<string>;
-  /** Environment from Secrets: the broker URL and DATABASE_URL come this way. Default: none. */
-  secretEnv?: Record<string, SecretKeyRef>;
-  /** Explicit network allows (broker, database). Default: none. */
-  network?: NetworkAccess;
-  imagePullSecrets?: pulumi.Input<string>[];
-  /**
-   * Resources that must be ready before the Deployment changes: the migration Job. Pulumi awaits
-   * them, so a failed migration fails the update with the old pods still serving.
-   */
-  rolloutAfter?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   writableVolumes,
 } from "../lib/k8s";
 import { allowPolicySpec } from "../lib/network";
+import { restrictedJobPod } from "../lib/workload";
 
 /** The pre-migration backup script the Job's init container runs (and the test runs). */
 export const BACKUP_SCRIPT = "pre-migrate-backup.sh";
@@ -83,9 +84,7 @@ export function migrationJobSpec(
     template: {
       metadata: { labels: o.labels },
       spec: {
-        restartPolicy: "Never",
-        serviceAccountName: o.serviceAccountName,
-        automountServiceAccountToken: false,
+        ...restrictedJobPod({ serviceAccountName: o.serviceAccountName }),
         // The backup container (uid 999) writes the PVC: the volume gets its group.
         securityContext: {
           ...restrictedPodSecurity(APP_UID),

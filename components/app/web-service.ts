@@ -2,8 +2,6 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { WebServiceConfig } from "../config/app";
 import {
-  ClusterPlacement,
-  SecretKeyRef,
   plainEnv,
   restrictedContainerSecurity,
   restrictedPodSecurity,
@@ -13,31 +11,15 @@ import {
   workloadLabels,
   writableVolumes,
 } from "../lib/k8s";
-import { NetworkAccess, withConfiguredEgress } from "../lib/network";
-import { spreadOverNodes, workloadCompanions } from "../lib/workload";
+import { withConfiguredEgress } from "../lib/network";
+import { AppWorkloadArgs, spreadOverNodes, workloadCompanions } from "../lib/workload";
 
-export interface WebServiceArgs extends ClusterPlacement {
-  /** Deployment, Service, container and `app` label name, e.g. `stock-analysis-api`. */
-  name: string;
+/** `name` also names the Service. */
+export interface WebServiceArgs extends AppWorkloadArgs {
   /** app.kubernetes.io/component, e.g. `api`. */
   component: string;
-  /** app.kubernetes.io/instance: the stack name. */
-  instance: string;
   /** Validated sizing, ports, probes path and autoscaling. */
   config: WebServiceConfig;
-  /** Image to run; defaults to `config.image` (a built image passes its pushed reference). */
-  image?: pulumi.Input<string>;
-  /** Environment variables read from Secrets. Default: none. */
-  secretEnv?: Record<string, SecretKeyRef>;
-  /** Explicit network allows on top of the namespace's default-deny. Default: none. */
-  network?: NetworkAccess;
-  /** Names of docker-registry Secrets for private images. Default: none. */
-  imagePullSecrets?: pulumi.Input<string>[];
-  /**
-   * Resources that must be ready before the Deployment changes: the migration Job. Pulumi awaits
-   * them, so a failed migration fails the update with the old pods still serving.
-   */
-  rolloutAfter?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**

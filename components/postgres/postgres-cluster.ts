@@ -8,14 +8,15 @@ import {
   SecretKeyRef,
   peerToRule,
   restrictedContainerSecurity,
-  restrictedPodSecurity,
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
 import { allowPolicySpec } from "../lib/network";
+import { restrictedJobPod } from "../lib/workload";
 import {
   APP_DB,
   APP_USER,
+  DATABASE_JOB_LABELS,
   DATA_MOUNT,
   PASSWORD_KEYS,
   PG_UID,
@@ -215,10 +216,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
           labels: workloadLabels(`${n}-jobs`, "database-jobs", args.instance),
         },
         spec: allowPolicySpec(
-          {
-            "app.kubernetes.io/component": "database-jobs",
-            "app.kubernetes.io/part-of": "stock-analysis",
-          },
+          { ...DATABASE_JOB_LABELS },
           { egressTo: [{ podLabels: { app: n }, ports: [PORT] }] },
         ),
       },
@@ -232,10 +230,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
           name: "scripts",
           configMap: { name: scriptsMap.metadata.name, defaultMode: 0o555 },
         },
-        jobLabels: {
-          "app.kubernetes.io/component": "database-jobs",
-          "app.kubernetes.io/part-of": "stock-analysis",
-        },
+        jobLabels: { ...DATABASE_JOB_LABELS },
         primaryHost: pulumi.interpolate`${rw.metadata.name}.${ns}.svc.cluster.local`,
       });
     }
@@ -323,10 +318,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
         spec: memberNetworkPolicySpec(n, {
           clients: peers(args.clients),
           scrapers: peers(args.scrapers),
-          jobs: {
-            "app.kubernetes.io/component": "database-jobs",
-            "app.kubernetes.io/part-of": "stock-analysis",
-          },
+          jobs: { ...DATABASE_JOB_LABELS },
         }),
       },
       child,
@@ -391,9 +383,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
               template: {
                 metadata: { labels },
                 spec: {
-                  restartPolicy: "Never",
-                  automountServiceAccountToken: false,
-                  securityContext: restrictedPodSecurity(PG_UID),
+                  ...restrictedJobPod({ uid: PG_UID }),
                   containers: [
                     {
                       name: "maintenance",
