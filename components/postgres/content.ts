@@ -134,6 +134,8 @@ export const SCRIPT_NAMES = [
   "pg-backrest-restore.sh",
   "pg-backrest-verify.sh",
   "pg-backup-exec.sh",
+  // scripts/lib/help.sh (linked): the scripts above source it for --help.
+  "help.sh",
 ] as const;
 
 export type PostgresScriptName = (typeof SCRIPT_NAMES)[number];
