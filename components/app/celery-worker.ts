@@ -6,13 +6,10 @@ import {
   restrictedContainerSecurity,
   restrictedPodSecurity,
   secretEnv,
-  selectorLabels,
   toResourceRequirements,
-  workloadLabels,
   writableVolumes,
 } from "../lib/k8s";
-import { withConfiguredEgress } from "../lib/network";
-import { AppWorkloadArgs, spreadOverNodes, workloadCompanions } from "../lib/workload";
+import { AppWorkloadArgs, appWorkloadCompanions, spreadOverNodes } from "../lib/workload";
 
 /** `name` is e.g. `stock-analysis-celery`; the broker and database come as secretEnv + network. */
 export interface CeleryWorkerArgs extends AppWorkloadArgs {
@@ -39,16 +36,13 @@ export class CeleryWorker extends pulumi.ComponentResource {
   constructor(name: string, args: CeleryWorkerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:app:CeleryWorker", name, {}, opts);
     const c = args.config;
-    const labels = workloadLabels(args.name, "worker", args.instance);
-    const selector = selectorLabels(args.name);
     const writable = writableVolumes(["/tmp"]);
-    const { serviceAccount } = workloadCompanions(this, args.provider, {
-      name: args.name,
-      namespace: args.namespace,
-      labels,
-      selector,
-      network: withConfiguredEgress(args.network, c.egress),
-    });
+    const { labels, selector, serviceAccount } = appWorkloadCompanions(
+      this,
+      args,
+      "worker",
+      c.egress,
+    );
 
     const deployment = new k8s.apps.v1.Deployment(
       args.name,

@@ -8,11 +8,9 @@ import {
   secretEnv,
   selectorLabels,
   toResourceRequirements,
-  workloadLabels,
   writableVolumes,
 } from "../lib/k8s";
-import { withConfiguredEgress } from "../lib/network";
-import { AppWorkloadArgs, spreadOverNodes, workloadCompanions } from "../lib/workload";
+import { AppWorkloadArgs, appWorkloadCompanions, spreadOverNodes } from "../lib/workload";
 
 /** `name` also names the Service. */
 export interface WebServiceArgs extends AppWorkloadArgs {
@@ -36,17 +34,8 @@ export class WebService extends pulumi.ComponentResource {
   constructor(name: string, args: WebServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:app:WebService", name, {}, opts);
     const c = args.config;
-    const labels = workloadLabels(args.name, args.component, args.instance);
-    const selector = selectorLabels(args.name);
     const child = { parent: this, provider: args.provider };
-
-    const { serviceAccount } = workloadCompanions(this, args.provider, {
-      name: args.name,
-      namespace: args.namespace,
-      labels,
-      selector,
-      network: withConfiguredEgress(args.network, c.egress),
-    });
+    const { labels, serviceAccount } = appWorkloadCompanions(this, args, args.component, c.egress);
 
     const deployment = new k8s.apps.v1.Deployment(
       args.name,

@@ -1,7 +1,14 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ClusterPlacement, SecretKeyRef, restrictedPodSecurity } from "./k8s";
-import { NetworkAccess, allowPolicySpec } from "./network";
+import type { EgressRule } from "../config/egress";
+import {
+  ClusterPlacement,
+  SecretKeyRef,
+  restrictedPodSecurity,
+  selectorLabels,
+  workloadLabels,
+} from "./k8s";
+import { NetworkAccess, allowPolicySpec, withConfiguredEgress } from "./network";
 
 /** What the app tier's Deployments (API, Celery) are given besides their own config. */
 export interface AppWorkloadArgs extends ClusterPlacement {
@@ -65,6 +72,32 @@ export function workloadCompanions(
     opts,
   );
   return { serviceAccount };
+}
+
+/**
+ * Labels, selector and companions (workloadCompanions) of an app-tier Deployment, its network
+ * being the given allows plus the configured egress allow-list.
+ */
+export function appWorkloadCompanions(
+  parent: pulumi.Resource,
+  args: AppWorkloadArgs,
+  component: string,
+  egress: readonly EgressRule[],
+): {
+  labels: Record<string, string>;
+  selector: Record<string, string>;
+  serviceAccount: k8s.core.v1.ServiceAccount;
+} {
+  const labels = workloadLabels(args.name, component, args.instance);
+  const selector = selectorLabels(args.name);
+  const { serviceAccount } = workloadCompanions(parent, args.provider, {
+    name: args.name,
+    namespace: args.namespace,
+    labels,
+    selector,
+    network: withConfiguredEgress(args.network, egress),
+  });
+  return { labels, selector, serviceAccount };
 }
 
 /** Spread replicas over nodes when the cluster has several, without blocking scheduling on one. */
