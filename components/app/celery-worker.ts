@@ -2,38 +2,18 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { WorkerConfig } from "../config/app";
 import {
-  ClusterPlacement,
-  SecretKeyRef,
   plainEnv,
   restrictedContainerSecurity,
   restrictedPodSecurity,
   secretEnv,
-  selectorLabels,
   toResourceRequirements,
-  workloadLabels,
   writableVolumes,
 } from "../lib/k8s";
-import { NetworkAccess, withConfiguredEgress } from "../lib/network";
-import { spreadOverNodes, workloadCompanions } from "../lib/workload";
+import { AppWorkloadArgs, appWorkloadCompanions, spreadOverNodes } from "../lib/workload";
 
-export interface CeleryWorkerArgs extends ClusterPlacement {
-  /** Deployment, container and `app` label name, e.g. `stock-analysis-celery`. */
-  name: string;
-  /** app.kubernetes.io/instance: the stack name. */
-  instance: string;
+/** `name` is e.g. `stock-analysis-celery`; the broker and database come as secretEnv + network. */
+export interface CeleryWorkerArgs extends AppWorkloadArgs {
   config: WorkerConfig;
-  /** Image to run; defaults to `config.image`. */
-  image?: pulumi.Input<string>;
-  /** Environment from Secrets: the broker URL and DATABASE_URL come this way. Default: none. */
-  secretEnv?: Record<string, SecretKeyRef>;
-  /** Explicit network allows (broker, database). Default: none. */
-  network?: NetworkAccess;
-  imagePullSecrets?: pulumi.Input<string>[];
-  /**
-   * Resources that must be ready before the Deployment changes: the migration Job. Pulumi awaits
-   * them, so a failed migration fails the update with the old pods still serving.
-   */
-  rolloutAfter?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -56,16 +36,13 @@ export class CeleryWorker extends pulumi.ComponentResource {
   constructor(name: string, args: CeleryWorkerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:app:CeleryWorker", name, {}, opts);
     const c = args.config;
-    const labels = workloadLabels(args.name, "worker", args.instance);
-    const selector = selectorLabels(args.name);
     const writable = writableVolumes(["/tmp"]);
-    const { serviceAccount } = workloadCompanions(this, args.provider, {
-      name: args.name,
-      namespace: args.namespace,
-      labels,
-      selector,
-      network: withConfiguredEgress(args.network, c.egress),
-    });
+    const { labels, selector, serviceAccount } = appWorkloadCompanions(
+      this,
+      args,
+      "worker",
+      c.egress,
+    );
 
     const deployment = new k8s.apps.v1.Deployment(
       args.name,

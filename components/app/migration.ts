@@ -17,10 +17,31 @@ import {
   writableVolumes,
 } from "../lib/k8s";
 import { allowPolicySpec } from "../lib/network";
+import { restrictedJobPod } from "../lib/workload";
 
 /** The pre-migration backup script the Job's init container runs (and the test runs). */
 export const BACKUP_SCRIPT = "pre-migrate-backup.sh";
 export const backupScriptPath = path.join(__dirname, "scripts", BACKUP_SCRIPT);
+/** The `migrate` container's wrapper: checks the API image has what the command needs. */
+export const MIGRATE_SCRIPT = "migrate.sh";
+export const migrateScriptPath = path.join(__dirname, "scripts", MIGRATE_SCRIPT);
+/** Files of the Job's scripts ConfigMap (help.sh is scripts/lib/help.sh, linked). */
+const SCRIPT_FILES = [BACKUP_SCRIPT, MIGRATE_SCRIPT, "help.sh"] as const;
+
+/** The scripts ConfigMap's data: the very files the tests run. */
+export function migrationScripts(): Record<string, string> {
+  return Object.fromEntries(
+    SCRIPT_FILES.map((f) => [f, fs.readFileSync(path.join(__dirname, "scripts", f), "utf8")]),
+  );
+}
+
+/**
+ * The `migrate` container's command: `migration.command` behind migrate.sh in POSIX sh (the API
+ * image need not have bash), which fails with one line when psql or the SQL file is missing.
+ */
+export function migrateContainerCommand(command: readonly string[]): string[] {
+  return ["sh", `/scripts/${MIGRATE_SCRIPT}`, ...command];
+}
 
 /** UID of the official postgres image's `postgres` user: the backup container runs as it. */
 const PG_UID = 999;
@@ -69,23 +90,22 @@ export function migrationJobSpec(
     labels: Record<string, string>;
     serviceAccountName: pulumi.Input<string>;
     jobName: pulumi.Input<string>;
-    scriptsConfigMap?: pulumi.Input<string>;
+    scriptsConfigMap: pulumi.Input<string>;
     backupClaim?: pulumi.Input<string>;
   },
 ): k8s.types.input.batch.v1.JobSpec {
   const c = a.config;
   const env = secretEnv({ DATABASE_URL: a.databaseUrl });
   const tmp = writableVolumes(["/tmp"]);
-  const backup = c.backup.enabled && o.scriptsConfigMap && o.backupClaim;
+  const backup = c.backup.enabled && o.backupClaim;
+  const scriptsMount = { name: "scripts", mountPath: "/scripts", readOnly: true };
   return {
     backoffLimit: 0,
     activeDeadlineSeconds: c.timeoutMinutes * 60,
     template: {
       metadata: { labels: o.labels },
       spec: {
-        restartPolicy: "Never",
-        serviceAccountName: o.serviceAccountName,
-        automountServiceAccountToken: false,
+        ...restrictedJobPod({ serviceAccountName: o.serviceAccountName }),
         // The backup container (uid 999) writes the PVC: the volume gets its group.
         securityContext: {
           ...restrictedPodSecurity(APP_UID),
@@ -112,7 +132,7 @@ export function migrationJobSpec(
                   runAsGroup: PG_UID,
                 },
                 volumeMounts: [
-                  { name: "scripts", mountPath: "/scripts", readOnly: true },
+                  scriptsMount,
                   { name: "backups", mountPath: "/backups" },
                   ...tmp.mounts,
                 ],
@@ -124,22 +144,17 @@ export function migrationJobSpec(
             name: "migrate",
             image: a.image,
             imagePullPolicy: "IfNotPresent",
-            command: [...c.command],
+            command: migrateContainerCommand(c.command),
             env,
             resources: toResourceRequirements(c.resources),
             securityContext: restrictedContainerSecurity(true),
-            volumeMounts: tmp.mounts,
+            volumeMounts: [scriptsMount, ...tmp.mounts],
           },
         ],
         volumes: [
+          { name: "scripts", configMap: { name: o.scriptsConfigMap, defaultMode: 0o555 } },
           ...(backup
-            ? [
-                {
-                  name: "scripts",
-                  configMap: { name: o.scriptsConfigMap!, defaultMode: 0o555 },
-                },
-                { name: "backups", persistentVolumeClaim: { claimName: o.backupClaim! } },
-              ]
+            ? [{ name: "backups", persistentVolumeClaim: { claimName: o.backupClaim! } }]
             : []),
           ...tmp.volumes,
         ],
@@ -183,17 +198,13 @@ export class ApiMigration extends pulumi.ComponentResource {
       child,
     );
 
-    let scriptsConfigMap: pulumi.Output<string> | undefined;
+    const scriptsConfigMap = new k8s.core.v1.ConfigMap(
+      `${app}-scripts`,
+      { metadata: meta(`${app}-scripts`), data: migrationScripts() },
+      child,
+    ).metadata.name;
     let backupClaim: pulumi.Output<string> | undefined;
     if (c.backup.enabled) {
-      scriptsConfigMap = new k8s.core.v1.ConfigMap(
-        `${app}-scripts`,
-        {
-          metadata: meta(`${app}-scripts`),
-          data: { [BACKUP_SCRIPT]: fs.readFileSync(backupScriptPath, "utf8") },
-        },
-        child,
-      ).metadata.name;
       const claim = dataClaim(labels, { size: c.backup.size, storageClass: c.backup.storageClass });
       backupClaim = new k8s.core.v1.PersistentVolumeClaim(
         `${app}-backups`,

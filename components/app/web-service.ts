@@ -2,42 +2,22 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { WebServiceConfig } from "../config/app";
 import {
-  ClusterPlacement,
-  SecretKeyRef,
   plainEnv,
   restrictedContainerSecurity,
   restrictedPodSecurity,
   secretEnv,
   selectorLabels,
   toResourceRequirements,
-  workloadLabels,
   writableVolumes,
 } from "../lib/k8s";
-import { NetworkAccess, withConfiguredEgress } from "../lib/network";
-import { spreadOverNodes, workloadCompanions } from "../lib/workload";
+import { AppWorkloadArgs, appWorkloadCompanions, spreadOverNodes } from "../lib/workload";
 
-export interface WebServiceArgs extends ClusterPlacement {
-  /** Deployment, Service, container and `app` label name, e.g. `stock-analysis-api`. */
-  name: string;
+/** `name` also names the Service. */
+export interface WebServiceArgs extends AppWorkloadArgs {
   /** app.kubernetes.io/component, e.g. `api`. */
   component: string;
-  /** app.kubernetes.io/instance: the stack name. */
-  instance: string;
   /** Validated sizing, ports, probes path and autoscaling. */
   config: WebServiceConfig;
-  /** Image to run; defaults to `config.image` (a built image passes its pushed reference). */
-  image?: pulumi.Input<string>;
-  /** Environment variables read from Secrets. Default: none. */
-  secretEnv?: Record<string, SecretKeyRef>;
-  /** Explicit network allows on top of the namespace's default-deny. Default: none. */
-  network?: NetworkAccess;
-  /** Names of docker-registry Secrets for private images. Default: none. */
-  imagePullSecrets?: pulumi.Input<string>[];
-  /**
-   * Resources that must be ready before the Deployment changes: the migration Job. Pulumi awaits
-   * them, so a failed migration fails the update with the old pods still serving.
-   */
-  rolloutAfter?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -54,17 +34,8 @@ export class WebService extends pulumi.ComponentResource {
   constructor(name: string, args: WebServiceArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:app:WebService", name, {}, opts);
     const c = args.config;
-    const labels = workloadLabels(args.name, args.component, args.instance);
-    const selector = selectorLabels(args.name);
     const child = { parent: this, provider: args.provider };
-
-    const { serviceAccount } = workloadCompanions(this, args.provider, {
-      name: args.name,
-      namespace: args.namespace,
-      labels,
-      selector,
-      network: withConfiguredEgress(args.network, c.egress),
-    });
+    const { labels, serviceAccount } = appWorkloadCompanions(this, args, args.component, c.egress);
 
     const deployment = new k8s.apps.v1.Deployment(
       args.name,

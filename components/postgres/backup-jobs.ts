@@ -12,12 +12,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { PostgresConfig } from "../config/postgres";
 import { allowPolicySpec } from "../lib/network";
-import {
-  restrictedContainerSecurity,
-  restrictedPodSecurity,
-  toResourceRequirements,
-  workloadLabels,
-} from "../lib/k8s";
+import { restrictedJobPod } from "../lib/workload";
+import { restrictedContainerSecurity, toResourceRequirements, workloadLabels } from "../lib/k8s";
 import { archiveParameters, BackrestRepo, pgbackrestConf, s3KeyEnv } from "./backrest";
 
 /** Where the members and the verify pod find pgBackRest's files. */
@@ -299,10 +295,11 @@ export function createBackupJobs(
               template: {
                 metadata: { labels: podLabels },
                 spec: {
-                  restartPolicy: "Never",
-                  serviceAccountName: spec.serviceAccount,
-                  automountServiceAccountToken: spec.serviceAccount !== undefined,
-                  securityContext: restrictedPodSecurity(spec.uid),
+                  ...restrictedJobPod({
+                    uid: spec.uid,
+                    serviceAccountName: spec.serviceAccount,
+                    apiToken: spec.serviceAccount !== undefined,
+                  }),
                   containers: [
                     {
                       name: job,

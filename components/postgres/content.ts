@@ -128,17 +128,14 @@ export const SCRIPT_NAMES = [
   "pg-dcs-config.sh",
   "pg-switchover.sh",
   "patroni-rest.sh",
-  "pg-backup.sh",
-  "pg-backup-lib.sh",
-  "pg-backup-prune.sh",
-  "pg-verify.sh",
-  "pg-restore.sh",
   "pg-maintenance.sh",
   "pg-liveness.sh",
   "pg-backrest.sh",
   "pg-backrest-restore.sh",
   "pg-backrest-verify.sh",
   "pg-backup-exec.sh",
+  // scripts/lib/help.sh (linked): the scripts above source it for --help.
+  "help.sh",
 ] as const;
 
 export type PostgresScriptName = (typeof SCRIPT_NAMES)[number];

@@ -14,8 +14,10 @@ import {
   dataClaim,
   restrictedContainerSecurity,
   restrictedPodSecurity,
+  PART_OF,
   toResourceRequirements,
 } from "../lib/k8s";
+import { metricsSidecarProbes, restrictedJobPod } from "../lib/workload";
 import { BACKUP_EGRESS_LABEL, backrestMemberWiring, memberArchiveParameters } from "./backup-jobs";
 import { pgHbaEntries, postgresqlParameters } from "./content";
 import {
@@ -51,6 +53,14 @@ export const REST_USER = "patroni";
 export const ROLE_LABEL = "role";
 /** Label key whose value is the Patroni scope (the cluster name). */
 export const SCOPE_LABEL = "cluster-name";
+/**
+ * Pod labels of the database Jobs (backups, maintenance, the pooler's bootstrap): what the
+ * members' and the Jobs' NetworkPolicies select on. Frozen: spread it where a record is built.
+ */
+export const DATABASE_JOB_LABELS: Readonly<Record<string, string>> = Object.freeze({
+  "app.kubernetes.io/component": "database-jobs",
+  "app.kubernetes.io/part-of": PART_OF,
+});
 /** Mount points inside the member container. */
 const PATRONI_DIR = "/etc/patroni";
 const SCRIPTS_DIR = "/scripts";
@@ -261,17 +271,7 @@ function exporterContainer(a: MemberArgs): k8s.types.input.core.v1.Container {
     ],
     resources: toResourceRequirements(a.config.exporterResources),
     securityContext: restrictedContainerSecurity(true),
-    readinessProbe: {
-      httpGet: { path: "/", port: "metrics" },
-      periodSeconds: 20,
-      timeoutSeconds: 5,
-    },
-    livenessProbe: {
-      httpGet: { path: "/", port: "metrics" },
-      periodSeconds: 30,
-      timeoutSeconds: 5,
-      failureThreshold: 3,
-    },
+    ...metricsSidecarProbes("/"),
     volumeMounts: [
       { name: "secrets", mountPath: SECRETS_DIR, readOnly: true },
       { name: "exporter-queries", mountPath: EXPORTER_DIR, readOnly: true },
@@ -465,9 +465,7 @@ export function controlJobSpec(
     template: {
       metadata: { labels },
       spec: {
-        restartPolicy: "Never",
-        automountServiceAccountToken: false,
-        securityContext: restrictedPodSecurity(PG_UID),
+        ...restrictedJobPod({ uid: PG_UID }),
         containers: [
           {
             name: "patronictl",

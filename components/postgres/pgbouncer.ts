@@ -14,7 +14,12 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { spreadOverNodes, workloadCompanions } from "../lib/workload";
+import {
+  metricsSidecarProbes,
+  restrictedJobPod,
+  spreadOverNodes,
+  workloadCompanions,
+} from "../lib/workload";
 import {
   POOLER_EXPORTER_PORT,
   POOLER_PORT,
@@ -254,17 +259,7 @@ export class PgBouncer extends pulumi.ComponentResource {
                   }),
                   resources: toResourceRequirements(c.exporterResources),
                   securityContext: restrictedContainerSecurity(true),
-                  readinessProbe: {
-                    httpGet: { path: "/metrics", port: "metrics" },
-                    periodSeconds: 20,
-                    timeoutSeconds: 5,
-                  },
-                  livenessProbe: {
-                    httpGet: { path: "/metrics", port: "metrics" },
-                    periodSeconds: 30,
-                    timeoutSeconds: 5,
-                    failureThreshold: 3,
-                  },
+                  ...metricsSidecarProbes("/metrics"),
                 },
               ],
               volumes: [
@@ -353,9 +348,7 @@ export class PgBouncer extends pulumi.ComponentResource {
           template: {
             metadata: { labels: podLabels },
             spec: {
-              restartPolicy: "Never",
-              automountServiceAccountToken: false,
-              securityContext: restrictedPodSecurity(b.uid),
+              ...restrictedJobPod({ uid: b.uid }),
               containers: [
                 {
                   name: "bootstrap",

@@ -8,14 +8,15 @@ import {
   SecretKeyRef,
   peerToRule,
   restrictedContainerSecurity,
-  restrictedPodSecurity,
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
 import { allowPolicySpec } from "../lib/network";
+import { restrictedJobPod } from "../lib/workload";
 import {
   APP_DB,
   APP_USER,
+  DATABASE_JOB_LABELS,
   DATA_MOUNT,
   EXPORTER_QUERIES_KEY,
   PASSWORD_KEYS,
@@ -229,10 +230,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
           labels: workloadLabels(`${n}-jobs`, "database-jobs", args.instance),
         },
         spec: allowPolicySpec(
-          {
-            "app.kubernetes.io/component": "database-jobs",
-            "app.kubernetes.io/part-of": "stock-analysis",
-          },
+          { ...DATABASE_JOB_LABELS },
           { egressTo: [{ podLabels: { app: n }, ports: [PORT] }] },
         ),
       },
@@ -243,10 +241,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
       name: "scripts",
       configMap: { name: scriptsMap.metadata.name, defaultMode: 0o555 },
     };
-    const jobLabels = {
-      "app.kubernetes.io/component": "database-jobs",
-      "app.kubernetes.io/part-of": "stock-analysis",
-    };
+    const jobLabels = { ...DATABASE_JOB_LABELS };
     if (c.backup.enabled) {
       this.backupJobs(n, args, { scripts: scriptsVolume, jobLabels });
       this.verifyCronJobName = verifyCronJobName(n);
@@ -342,10 +337,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
         spec: memberNetworkPolicySpec(n, {
           clients: peers(args.clients),
           scrapers: peers(args.scrapers),
-          jobs: {
-            "app.kubernetes.io/component": "database-jobs",
-            "app.kubernetes.io/part-of": "stock-analysis",
-          },
+          jobs: { ...DATABASE_JOB_LABELS },
         }),
       },
       child,
@@ -418,9 +410,7 @@ export class PostgresCluster extends pulumi.ComponentResource {
               template: {
                 metadata: { labels },
                 spec: {
-                  restartPolicy: "Never",
-                  automountServiceAccountToken: false,
-                  securityContext: restrictedPodSecurity(PG_UID),
+                  ...restrictedJobPod({ uid: PG_UID }),
                   containers: [
                     {
                       name: "maintenance",

@@ -1,15 +1,13 @@
 // Benchmark: our backup/restore against the manual's on the same data, same run.
 // Run as root on a machine with PostgreSQL 15 (Debian postgresql-15) and pgBackRest:
-//   scripts/bench/pg-backup            (BENCH_ONLY=dump | pgbackrest: one part only)
-// dump: the logical pg-backup.sh / pg-restore.sh against the manual's `pg_dump`, `gzip` (pgbench).
-// pgbackrest: pgBackRest with the stack's backup config (the members' pgbackrest.conf as
+//   scripts/bench/pg-backup
+// pgBackRest with the stack's backup config (the members' pgbackrest.conf as
 // rendered, pointed at a local versitygw over TLS) against the manual's `pg_dump | gzip` /
 // `gunzip -c | psql`, on a pgbench set and a many-table set, each in its own fresh server.
 //   BENCH_SCALE         pgbench scale factor (default 50, the issue's minimum: 5M accounts rows)
 //   BENCH_TABLES        tables of the many-table set (default 300), BENCH_TABLE_ROWS rows each
 //                       (default 15000; a primary key and two indexes per table)
 //   BENCH_DATASETS      pgbench,tables (default both)
-//   BENCH_JOBS          parallel workers of the logical dump part (default 2)
 //   BENCH_STACK         stack whose postgres.backup config is measured (default prod)
 //   BENCH_COMPRESS_TYPE, BENCH_COMPRESS_LEVEL, BENCH_PROCESS_MAX, BENCH_ARCHIVE_TIMEOUT,
 //   BENCH_DIFF_TYPE     override one knob of that config (to compare before changing a default)
@@ -33,7 +31,6 @@ import {
   freePort,
   pgTempDir,
   psql,
-  runAsPostgres,
   waitFor,
 } from "../../test/helpers/postgres";
 import { readStackConfig } from "../lib/render-stack";
@@ -48,7 +45,6 @@ function envInt(name: string, def: number, min: number): number {
 const scale = envInt("BENCH_SCALE", 50, 1);
 const tables = envInt("BENCH_TABLES", 300, 10);
 const tableRows = envInt("BENCH_TABLE_ROWS", 15000, 10);
-const jobs = process.env.BENCH_JOBS ?? "2";
 const rpoOn = process.env.BENCH_RPO !== "0";
 const loadSeconds = envInt("BENCH_LOAD_SECONDS", 60, 5);
 const lightSeconds = envInt("BENCH_LIGHT_SECONDS", 180, 5);
@@ -82,110 +78,9 @@ function timed(cmd: string, env: Record<string, string>): Promise<number> {
   });
 }
 
-async function timedScript(script: string, env: Record<string, string>): Promise<number> {
-  const start = process.hrtime.bigint();
-  const r = await runAsPostgres(scriptPath(script as never), [], env, 3_600_000);
-  if (r.code !== 0) throw new Error(`${script} failed: ${r.stderr.slice(-2000)}`);
-  return Number(process.hrtime.bigint() - start) / 1e9;
-}
-
-function duBytes(p: string): number {
-  return Number(execFileSync("du", ["-sb", p], { encoding: "utf8" }).split("\t")[0]);
-}
-
 const fmt = (s: number) => `${s.toFixed(1)} s`;
 const mb = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
-async function backupRestore(): Promise<void> {
-  const cluster = await PgCluster.create({ members: 1 });
-  const work = pgTempDir("pg-bench-");
-  try {
-    await cluster.start(0);
-    await cluster.waitAppReady(0);
-    const port = String(cluster.ports[0]);
-    const pw = path.join(cluster.root, "secrets/superuser");
-    const conn = {
-      PGHOST: "127.0.0.1",
-      PGPORT: port,
-      PGUSER: "postgres",
-      PGPASSWORD: cluster.passwords.superuser,
-    };
-    console.log(`pgbench -i -s ${scale} ...`);
-    await timed(`pgbench -i -q -s ${scale} stock_analysis`, conn);
-    const dbSize = await cluster.sql(0, "select pg_database_size('stock_analysis')");
-    console.log(`database: ${mb(Number(dbSize))}`);
-    const digest = async (db: string) =>
-      cluster.sql(
-        0,
-        "select count(*) || ':' || sum(abalance) || ':' || sum(aid::bigint * bid) from pgbench_accounts",
-        db,
-      );
-    const expected = await digest("stock_analysis");
-
-    // The manual: pg_dump > file; gzip file   |   gunzip file; psql < file
-    const manualDump = path.join(work, "manual.sql");
-    const tManualBackup = await timed(
-      `pg_dump stock_analysis > '${manualDump}' && gzip '${manualDump}'`,
-      conn,
-    );
-    const manualSize = fs.statSync(`${manualDump}.gz`).size;
-    await cluster.sql(0, "create database manual_restore");
-    const tManualRestore = await timed(
-      `gunzip '${manualDump}.gz' && psql -X -q -d manual_restore -f '${manualDump}' >/dev/null`,
-      conn,
-    );
-    if ((await digest("manual_restore")) !== expected) throw new Error("manual restore differs");
-    await cluster.sql(0, "drop database manual_restore");
-    fs.rmSync(manualDump, { force: true });
-
-    // Ours: the CronJob's pg-backup.sh and the restore Job's pg-restore.sh.
-    const backupDir = path.join(work, "backups");
-    fs.mkdirSync(backupDir);
-    fs.chownSync(backupDir, pgUid().uid, pgUid().gid);
-    const env = {
-      PGHOST: "127.0.0.1",
-      PGPORT: port,
-      PG_PASSWORD_FILE: pw,
-      BACKUP_DIR: backupDir,
-      BACKUP_JOBS: jobs,
-      RESTORE_JOBS: jobs,
-    };
-    const tOurBackup = await timedScript("pg-backup.sh", env);
-    const [name] = fs.readdirSync(backupDir).filter((n) => n.startsWith("backup-"));
-    const ourSize = duBytes(path.join(backupDir, name));
-    await cluster.sql(
-      0,
-      "update pgbench_accounts set abalance = abalance + 1 where aid % 100 = 0",
-      "stock_analysis",
-    );
-    const tOurRestore = await timedScript("pg-restore.sh", env);
-    if ((await digest("stock_analysis")) !== expected) throw new Error("our restore differs");
-
-    console.log("");
-    console.log(
-      `| pgbench scale ${scale} (${mb(Number(dbSize))}) | manual | ours (${jobs} jobs) | ratio |`,
-    );
-    console.log("|---|---|---|---|");
-    console.log(
-      `| backup time | ${fmt(tManualBackup)} | ${fmt(tOurBackup)} | ${(tManualBackup / tOurBackup).toFixed(2)}× faster |`,
-    );
-    console.log(
-      `| backup size | ${mb(manualSize)} | ${mb(ourSize)} | ${(ourSize / manualSize).toFixed(2)}× the size |`,
-    );
-    console.log(
-      `| restore time | ${fmt(tManualRestore)} | ${fmt(tOurRestore)} | ${(tManualRestore / tOurRestore).toFixed(2)}× faster |`,
-    );
-    console.log(
-      "ours: backup incl. snapshot row counts, globals and SHA-256 manifest; restore incl. checksum check," +
-        " row-count check, ANALYZE and swap. manual: restore into an empty database.",
-    );
-  } finally {
-    await cluster.destroy();
-    fs.rmSync(work, { recursive: true, force: true });
-  }
-}
-
-/** A data set both sides back up: loaded once, changed once, compared by a digest. */
 interface Dataset {
   name: string;
   /** What the table header says about it. */
@@ -634,9 +529,7 @@ async function pgbackrestVsManual(): Promise<void> {
 
 async function main(): Promise<void> {
   if (!fs.existsSync(`${PG_BIN}/postgres`)) throw new Error(`PostgreSQL 15 not found in ${PG_BIN}`);
-  const only = process.env.BENCH_ONLY;
-  if (!only || only === "dump") await backupRestore();
-  if (!only || only === "pgbackrest") await pgbackrestVsManual();
+  await pgbackrestVsManual();
 }
 
 main().catch((e) => {

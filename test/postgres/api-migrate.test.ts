@@ -9,7 +9,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { backupScriptPath } from "../../components/app/migration";
+import {
+  backupScriptPath,
+  migrateContainerCommand,
+  migrationScripts,
+} from "../../components/app/migration";
 import { DEFAULT_MIGRATION_COMMAND } from "../../components/config/migration";
 import {
   PG_PATH,
@@ -72,11 +76,22 @@ describe("the Job's scripts against a real PostgreSQL", () => {
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  /** The rendered default command with the pod's paths pointed at the test's. */
-  const migrationCommand = (sqlFile: string) =>
-    DEFAULT_MIGRATION_COMMAND.map((a) =>
-      a === "$(DATABASE_URL)" ? databaseUrl : a.replace("/migrations/upgrade.sql", sqlFile),
+  /**
+   * The `migrate` container's command as rendered (the wrapper from the scripts ConfigMap's data,
+   * then the default migration command), with the pod's paths pointed at the test's.
+   */
+  const migrationCommand = (sqlFile: string) => {
+    const scripts = path.join(work, "scripts");
+    for (const [name, text] of Object.entries(migrationScripts()))
+      writePgFile(path.join(scripts, name), text, 0o555);
+    return migrateContainerCommand(DEFAULT_MIGRATION_COMMAND).map((a, i) =>
+      i === 0
+        ? "/bin/sh" // the test's PATH may lack it; the pod's image has it on PATH
+        : a === "$(DATABASE_URL)"
+          ? databaseUrl
+          : a.replace("/scripts/", `${scripts}/`).replace("/migrations/upgrade.sql", sqlFile),
     );
+  };
 
   it("backup: a restorable dump of schema and data, atomically named, pruned to MIGRATE_BACKUP_KEEP", async () => {
     const dir = path.join(work, "backups");
@@ -164,5 +179,29 @@ describe("the Job's scripts against a real PostgreSQL", () => {
     assert.match(r.stderr, /division by zero/);
     assert.equal(await schema(), before, "statements before the error were rolled back");
     assert.equal(await cluster.sql(0, "select count(*) from stocks", "stock_analysis"), "1000");
+  });
+
+  it("migration: an API image without psql fails with one line naming psql, nothing applied", async () => {
+    const before = await schema();
+    const sql = path.join(work, "upgrade-no-psql.sql");
+    writePgFile(sql, "create table never (id int);\n", 0o644);
+    const r = await runCommand(migrationCommand(sql), { PATH: path.join(work, "empty-bin") });
+    assert.equal(r.code, 127, r.stderr);
+    assert.deepEqual(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+    assert.match(r.stderr, /^migrate: 'psql' is not on the API image's PATH .*migration\.command/);
+    assert.equal(await schema(), before);
+  });
+
+  it("migration: an API image without the SQL file fails with one line naming it, nothing applied", async () => {
+    const before = await schema();
+    const missing = path.join(work, "migrations/upgrade.sql");
+    const r = await runCommand(migrationCommand(missing));
+    assert.equal(r.code, 66, r.stderr);
+    assert.deepEqual(r.stderr.trimEnd().split("\n").length, 1, r.stderr);
+    assert.equal(
+      r.stderr,
+      `migrate: migration file ${missing} is missing or unreadable (the API image must contain it, or set migration.command; docs/RUNBOOK.md, "Upgrading")\n`,
+    );
+    assert.equal(await schema(), before);
   });
 });

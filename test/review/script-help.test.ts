@@ -5,8 +5,11 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
+import { migrationScripts } from "../../components/app/migration";
+import { postgresScripts } from "../../components/postgres/content";
 
 const ROOT = path.resolve(__dirname, "../..");
 
@@ -35,6 +38,20 @@ function withoutTestContext(): NodeJS.ProcessEnv {
 
 const TS_ENTRIES = ["render", "policy", "diff", "e2e", "config-reference"];
 
+/** Pod scripts as their ConfigMaps mount them: each ConfigMap's data written to its own dir. */
+function mountedPodScripts(): string[] {
+  const out: string[] = [];
+  const maps = { postgres: postgresScripts(), migration: migrationScripts() };
+  for (const [name, data] of Object.entries(maps)) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pod-scripts-${name}-`));
+    for (const [file, text] of Object.entries(data)) {
+      fs.writeFileSync(path.join(dir, file), text, { mode: 0o555 });
+      if (text.includes("help_if_asked")) out.push(path.join(dir, file));
+    }
+  }
+  return out.filter((f) => !f.endsWith("/help.sh"));
+}
+
 describe("--help", () => {
   it("every shell script prints its usage and exits 0 without doing anything", () => {
     const scripts = shellScripts();
@@ -48,6 +65,19 @@ describe("--help", () => {
       );
       assert.doesNotMatch(r.stdout, /^#/m, `${s}: comment markers in the usage`);
     }
+  });
+
+  it("every pod script that takes --help answers it from its ConfigMap alone (help.sh shipped)", () => {
+    const scripts = mountedPodScripts();
+    assert.ok(scripts.length >= 8, `only ${scripts.length} pod scripts use help.sh`);
+    for (const s of scripts) {
+      const shell = fs.readFileSync(s, "utf8").startsWith("#!/bin/sh") ? "sh" : "bash";
+      const r = spawnSync(shell, [s, "--help"], { encoding: "utf8", timeout: 15_000 });
+      assert.equal(r.status, 0, `${s} --help: exit ${r.status} ${r.stderr}`);
+      assert.ok(r.stdout.trim().length > 20, `${s}: no usage`);
+      assert.doesNotMatch(r.stdout, /^#/m, `${s}: comment markers in the usage`);
+    }
+    for (const s of scripts) fs.rmSync(path.dirname(s), { recursive: true, force: true });
   });
 
   for (const name of TS_ENTRIES)

@@ -152,3 +152,38 @@ describe("egress allow-list in the rendered NetworkPolicies", () => {
     assert.deepEqual(ipRules(opened, "stock-analysis-frontend"), []);
   });
 });
+
+describe("prod's egress allow-list (Pulumi.prod.yaml)", () => {
+  let prod: RenderResult;
+  before(async () => {
+    prod = await render("prod");
+  });
+  const ipRules = (name: string): Any[] =>
+    ((find(prod.objects, "NetworkPolicy", `${name}-allow`) as Any).spec.egress ?? []).filter(
+      (e: Any) => e.to.some((p: Any) => p.ipBlock),
+    );
+
+  it("API and Celery may reach public HTTPS only: no private, CGNAT or metadata address, no other port", () => {
+    for (const name of ["stock-analysis-api", "stock-analysis-celery"]) {
+      const rules = ipRules(name);
+      assert.ok(rules.length >= 1, `${name}: prod lists no egress: market data cannot be fetched`);
+      for (const r of rules) {
+        for (const p of r.to) {
+          if (p.ipBlock.cidr !== "0.0.0.0/0") continue;
+          // An address-wide rule must keep internal and link-local space closed…
+          for (const closed of [
+            "10.0.0.0/8",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+          ])
+            assert.ok(p.ipBlock.except?.includes(closed), `${name}: ${closed} not excepted`);
+          // …and open HTTPS alone.
+          assert.deepEqual(r.ports, [{ protocol: "TCP", port: 443 }], name);
+        }
+      }
+    }
+    assert.deepEqual(ipRules("stock-analysis-frontend"), [], "the frontend fetches nothing");
+  });
+});

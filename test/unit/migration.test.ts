@@ -86,7 +86,21 @@ describe("migration Job in the render", () => {
     const api = find(prod.objects, "Deployment", "stock-analysis-api") as Any;
     const migrate = spec.template.spec.containers[0];
     assert.equal(migrate.image, api.spec.template.spec.containers[0].image);
-    assert.deepEqual(migrate.command, DEFAULT_MIGRATION_COMMAND);
+    // The configured command behind the wrapper that names a missing psql or SQL file, both
+    // from the Job's scripts ConfigMap (help.sh beside them: the scripts source it).
+    assert.deepEqual(migrate.command, ["sh", "/scripts/migrate.sh", ...DEFAULT_MIGRATION_COMMAND]);
+    assert.deepEqual(migrate.volumeMounts[0], {
+      name: "scripts",
+      mountPath: "/scripts",
+      readOnly: true,
+    });
+    const scripts = find(prod.objects, "ConfigMap", "stock-analysis-api-migrate-scripts") as Any;
+    assert.deepEqual(Object.keys(scripts.data).sort(), [
+      "help.sh",
+      "migrate.sh",
+      "pre-migrate-backup.sh",
+    ]);
+    assert.match(scripts.data["help.sh"], /^help_if_asked\(\) \{$/m);
     const dbUrl = (c: Any) =>
       c.env.find((e: Any) => e.name === "DATABASE_URL").valueFrom.secretKeyRef;
     // Straight to the leader, not through PgBouncer (the API's URL): DDL and the dump need a

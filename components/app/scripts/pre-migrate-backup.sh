@@ -12,13 +12,10 @@
 # Restore (docs/RUNBOOK.md, "Rolling back an upgrade"):
 #   pg_restore --clean --if-exists --single-transaction --no-owner -d "$DATABASE_URL" <dump>
 set -euo pipefail
-# The pod has no scripts/lib/help.sh: the same usage-from-header, inline.
-case "${1:-}" in
-  -h | --help)
-    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
-    exit 0
-    ;;
-esac
+# help.sh is scripts/lib/help.sh, shipped beside this script in the Job's scripts ConfigMap.
+# shellcheck source=scripts/lib/help.sh
+. "$(dirname "${BASH_SOURCE[0]}")/help.sh"
+help_if_asked "$@"
 
 log() { printf '%s pre-migrate-backup: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >&2; }
 die() {

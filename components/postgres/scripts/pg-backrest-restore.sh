@@ -11,11 +11,10 @@
 # Environment: PGDATA (target, empty or absent), PGBACKREST_STANZA, PGBACKREST_CONFIG,
 #   RESTORE_ARCHIVE_MODE (preserve | off: the restored server does not archive), PGBACKREST_REPO
 set -euo pipefail
-case "${1:-}" in -h | --help)
-  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
-  exit 0
-  ;;
-esac
+# help.sh is scripts/lib/help.sh, shipped beside this script in the scripts ConfigMap.
+# shellcheck source=scripts/lib/help.sh
+source "$(dirname "${BASH_SOURCE[0]}")/help.sh"
+help_if_asked "$@"
 log() { echo "pg-backrest-restore [$(date -u +%FT%TZ)] $*" >&2; }
 die() {
   log "ERROR: $*"

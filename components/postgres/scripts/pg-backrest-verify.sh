@@ -9,11 +9,10 @@
 #   VERIFY_MAX_AGE_HOURS (26), VERIFY_JOBS (2), VERIFY_PORT (5432),
 #   VERIFY_METRICS_FILE (optional: Prometheus text format, written on success and failure)
 set -euo pipefail
-case "${1:-}" in -h | --help)
-  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
-  exit 0
-  ;;
-esac
+# help.sh is scripts/lib/help.sh, shipped beside this script in the scripts ConfigMap.
+# shellcheck source=scripts/lib/help.sh
+source "$(dirname "${BASH_SOURCE[0]}")/help.sh"
+help_if_asked "$@"
 : "${PGBACKREST_STANZA:?PGBACKREST_STANZA must name the stanza}"
 : "${VERIFY_DIR:?VERIFY_DIR must name the scratch directory}"
 export PGBACKREST_STANZA

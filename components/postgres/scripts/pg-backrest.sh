@@ -13,11 +13,10 @@
 # Environment: PGBACKREST_STANZA (required), PGBACKREST_CONFIG (default /etc/pgbackrest/pgbackrest.conf),
 #   BACKUP_RETENTION_DAYS (7), BACKUP_MIN_FULL (2), BACKUP_NOW (epoch seconds; default now, for tests)
 set -euo pipefail
-case "${1:-}" in -h | --help)
-  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
-  exit 0
-  ;;
-esac
+# help.sh is scripts/lib/help.sh, shipped beside this script in the scripts ConfigMap.
+# shellcheck source=scripts/lib/help.sh
+source "$(dirname "${BASH_SOURCE[0]}")/help.sh"
+help_if_asked "$@"
 
 log() { echo "pg-backrest [$(date -u +%FT%TZ)] $*" >&2; }
 die() {

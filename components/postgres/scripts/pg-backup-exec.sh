@@ -8,11 +8,10 @@
 # Environment: NAMESPACE, BACKUP_SELECTOR (app=postgresql), BACKUP_CONTAINER (postgresql),
 #   BACKUP_RETENTION_DAYS, BACKUP_MIN_FULL, KUBECTL (kubectl)
 set -euo pipefail
-case "${1:-}" in -h | --help)
-  awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
-  exit 0
-  ;;
-esac
+# help.sh is scripts/lib/help.sh, shipped beside this script in the scripts ConfigMap.
+# shellcheck source=scripts/lib/help.sh
+source "$(dirname "${BASH_SOURCE[0]}")/help.sh"
+help_if_asked "$@"
 log() { echo "pg-backup-exec [$(date -u +%FT%TZ)] $*" >&2; }
 type="${1:-}"
 case "$type" in full | diff | incr) ;; *)

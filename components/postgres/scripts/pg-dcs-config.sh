@@ -7,12 +7,10 @@
 # Env: PATRONI_MEMBERS, PATRONI_RESTAPI_USERNAME, PATRONI_RESTAPI_PASSWORD (see patroni-rest.sh)
 #      DCS_CONFIG_TIMEOUT  seconds to wait for a leader, and for each restart (default 600)
 set -euo pipefail
-case "${1:-}" in
-  -h | --help)
-    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
-    exit 0
-    ;;
-esac
+# help.sh is scripts/lib/help.sh, shipped beside this script in the scripts ConfigMap.
+# shellcheck source=scripts/lib/help.sh
+source "$(dirname "${BASH_SOURCE[0]}")/help.sh"
+help_if_asked "$@"
 die() {
   echo "pg-dcs-config: $*" >&2
   exit 1

@@ -15,12 +15,10 @@
 # restored afterwards. Exit 0 when <member> leads and runs; else one line on stderr and exit 1
 # (2 for a usage error).
 set -euo pipefail
-case "${1:-}" in
-  -h | --help)
-    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
-    exit 0
-    ;;
-esac
+# help.sh is scripts/lib/help.sh, shipped beside this script in the scripts ConfigMap.
+# shellcheck source=scripts/lib/help.sh
+source "$(dirname "${BASH_SOURCE[0]}")/help.sh"
+help_if_asked "$@"
 
 die() {
   echo "pg-switchover: $*" >&2
