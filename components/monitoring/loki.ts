@@ -10,7 +10,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { checksum, monitoringNetworkPolicy } from "./k8s";
+import { checksum, monitoringIdentity } from "./k8s";
 import { renderLokiConfig } from "./logging";
 
 export interface LokiArgs extends ClusterPlacement {
@@ -44,11 +44,20 @@ export class Loki extends pulumi.ComponentResource {
       { metadata: meta(`${NAME}-config`), data: { "loki.yaml": configYaml } },
       child,
     );
-    const sa = new k8s.core.v1.ServiceAccount(
-      `${NAME}-sa`,
-      { metadata: meta(NAME), automountServiceAccountToken: false },
-      child,
-    );
+    const sa = monitoringIdentity(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: {
+        ingressFrom: [
+          { podLabels: { app: "log-agent" }, ports: [LOKI_PORT] },
+          { podLabels: { app: "grafana" }, ports: [LOKI_PORT] },
+          { podLabels: { app: "prometheus" }, ports: [LOKI_PORT] },
+        ],
+      },
+      noToken: true,
+    });
     const service = new k8s.core.v1.Service(
       `${NAME}-svc`,
       {
@@ -120,19 +129,6 @@ export class Loki extends pulumi.ComponentResource {
       },
       child,
     );
-    monitoringNetworkPolicy(this, args.provider, {
-      name: NAME,
-      namespace: args.namespace,
-      labels,
-      selector,
-      access: {
-        ingressFrom: [
-          { podLabels: { app: "log-agent" }, ports: [LOKI_PORT] },
-          { podLabels: { app: "grafana" }, ports: [LOKI_PORT] },
-          { podLabels: { app: "prometheus" }, ports: [LOKI_PORT] },
-        ],
-      },
-    });
     this.serviceName = service.metadata.name;
     this.registerOutputs({ serviceName: this.serviceName });
   }
