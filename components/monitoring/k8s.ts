@@ -101,3 +101,11 @@ export function monitoringIdentity(
   });
   return sa;
 }
+
+/**
+ * A StatefulSet's claims stay when it is deleted or scaled down. This is the Kubernetes default,
+ * stated so that it cannot silently change: replacing the StatefulSet (delete, then create with
+ * the same name) must find the old `data-<pod>` claim and mount it again.
+ */
+export const PVC_RETAINED: k8s.types.input.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy =
+  { whenDeleted: "Retain", whenScaled: "Retain" };

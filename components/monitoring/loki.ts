@@ -10,7 +10,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { checksum, monitoringIdentity } from "./k8s";
+import { PVC_RETAINED, checksum, monitoringIdentity } from "./k8s";
 import { renderLokiConfig } from "./logging";
 
 export interface LokiArgs extends ClusterPlacement {
@@ -66,6 +66,20 @@ export class Loki extends pulumi.ComponentResource {
       },
       child,
     );
+    // The StatefulSet's governing Service: stable pod DNS, no virtual IP. Clients use the
+    // ClusterIP Service above.
+    const headless = new k8s.core.v1.Service(
+      `${NAME}-headless`,
+      {
+        metadata: meta(`${NAME}-headless`),
+        spec: {
+          clusterIP: "None",
+          selector,
+          ports: [{ name: "http", port: LOKI_PORT, targetPort: "http" }],
+        },
+      },
+      child,
+    );
     new k8s.apps.v1.StatefulSet(
       NAME,
       {
@@ -75,8 +89,10 @@ export class Loki extends pulumi.ComponentResource {
           annotations: { [LOG_RETENTION_ANNOTATION]: String(args.config.retentionDays) },
         },
         spec: {
-          serviceName: NAME,
+          serviceName: headless.metadata.name,
           replicas: 1,
+          // The data volume outlives the StatefulSet (also its replacement, see below).
+          persistentVolumeClaimRetentionPolicy: PVC_RETAINED,
           selector: { matchLabels: selector },
           template: {
             metadata: { labels, annotations: { "checksum/config": checksum(configYaml) } },
@@ -127,7 +143,9 @@ export class Loki extends pulumi.ComponentResource {
           ],
         },
       },
-      child,
+      // serviceName is immutable: a change replaces the StatefulSet. Same name, so delete first;
+      // the PVC stays and the new pod mounts it (docs/RUNBOOK.md, one-time migration).
+      { ...child, deleteBeforeReplace: true },
     );
     this.serviceName = service.metadata.name;
     this.registerOutputs({ serviceName: this.serviceName });

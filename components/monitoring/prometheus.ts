@@ -10,7 +10,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { CLUSTER_API_PORTS, checksum, monitoringIdentity } from "./k8s";
+import { CLUSTER_API_PORTS, PVC_RETAINED, checksum, monitoringIdentity } from "./k8s";
 import { renderPrometheusConfig, type ScrapeTarget } from "./prometheus-config";
 
 export interface PrometheusArgs extends ClusterPlacement {
@@ -159,14 +159,30 @@ export class Prometheus extends pulumi.ComponentResource {
       },
       child,
     );
+    // The StatefulSet's governing Service: stable pod DNS, no virtual IP. Clients use the
+    // ClusterIP Service above.
+    const headless = new k8s.core.v1.Service(
+      `${NAME}-headless`,
+      {
+        metadata: meta(`${NAME}-headless`),
+        spec: {
+          clusterIP: "None",
+          selector,
+          ports: [{ name: "http", port: PORT, targetPort: "http" }],
+        },
+      },
+      child,
+    );
 
     new k8s.apps.v1.StatefulSet(
       NAME,
       {
         metadata: meta(NAME),
         spec: {
-          serviceName: NAME,
+          serviceName: headless.metadata.name,
           replicas: 1,
+          // The data volume outlives the StatefulSet (also its replacement, see below).
+          persistentVolumeClaimRetentionPolicy: PVC_RETAINED,
           selector: { matchLabels: selector },
           template: {
             metadata: {
@@ -224,7 +240,9 @@ export class Prometheus extends pulumi.ComponentResource {
           ],
         },
       },
-      child,
+      // serviceName is immutable: a change replaces the StatefulSet. Same name, so delete first;
+      // the PVC stays and the new pod mounts it (docs/RUNBOOK.md, one-time migration).
+      { ...child, deleteBeforeReplace: true },
     );
 
     this.serviceName = service.metadata.name;
