@@ -10,7 +10,7 @@ import {
   workloadLabels,
 } from "../lib/k8s";
 import { spreadOverNodes } from "../lib/workload";
-import { checksum, monitoringNetworkPolicy } from "./k8s";
+import { checksum, monitoringIdentity } from "./k8s";
 
 export interface AlertmanagerArgs extends ClusterPlacement {
   instance: string;
@@ -50,11 +50,23 @@ export class Alertmanager extends pulumi.ComponentResource {
       },
       child,
     );
-    const sa = new k8s.core.v1.ServiceAccount(
-      `${NAME}-sa`,
-      { metadata: meta(NAME), automountServiceAccountToken: false },
-      child,
-    );
+    const sa = monitoringIdentity(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: {
+        ingressFrom: [
+          { podLabels: { app: "prometheus" }, ports: [ALERTMANAGER_PORT] },
+          { podLabels: { app: "grafana" }, ports: [ALERTMANAGER_PORT] },
+          { podLabels: { app: NAME }, ports: [CLUSTER_PORT] },
+        ],
+        egressTo: [{ podLabels: { app: NAME }, ports: [CLUSTER_PORT] }],
+      },
+      // Notifications leave the cluster: SMTP, HTTPS webhooks (Slack, pager).
+      hostPorts: [25, 465, 587, 443],
+      noToken: true,
+    });
     new k8s.core.v1.Service(
       `${NAME}-headless`,
       {
@@ -169,23 +181,6 @@ export class Alertmanager extends pulumi.ComponentResource {
         child,
       );
     }
-
-    monitoringNetworkPolicy(this, args.provider, {
-      name: NAME,
-      namespace: args.namespace,
-      labels,
-      selector,
-      access: {
-        ingressFrom: [
-          { podLabels: { app: "prometheus" }, ports: [ALERTMANAGER_PORT] },
-          { podLabels: { app: "grafana" }, ports: [ALERTMANAGER_PORT] },
-          { podLabels: { app: NAME }, ports: [CLUSTER_PORT] },
-        ],
-        egressTo: [{ podLabels: { app: NAME }, ports: [CLUSTER_PORT] }],
-      },
-      // Notifications leave the cluster: SMTP, HTTPS webhooks (Slack, pager).
-      hostPorts: [25, 465, 587, 443],
-    });
 
     this.serviceName = service.metadata.name;
     this.configSecretName = secret.metadata.name;

@@ -12,7 +12,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { monitoringNetworkPolicy } from "./k8s";
+import { monitoringIdentity } from "./k8s";
 
 export interface CeleryExporterArgs extends ClusterPlacement {
   instance: string;
@@ -37,11 +37,17 @@ export class CeleryExporter extends pulumi.ComponentResource {
     const selector = selectorLabels(NAME);
     const meta = { name: NAME, namespace: args.namespace, labels };
 
-    const sa = new k8s.core.v1.ServiceAccount(
-      `${NAME}-sa`,
-      { metadata: meta, automountServiceAccountToken: false },
-      child,
-    );
+    const sa = monitoringIdentity(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: {
+        ingressFrom: [{ podLabels: { app: "prometheus" }, ports: [args.port] }],
+        egressTo: [args.broker],
+      },
+      noToken: true,
+    });
     new k8s.apps.v1.Deployment(
       NAME,
       {
@@ -85,16 +91,6 @@ export class CeleryExporter extends pulumi.ComponentResource {
       },
       child,
     );
-    monitoringNetworkPolicy(this, args.provider, {
-      name: NAME,
-      namespace: args.namespace,
-      labels,
-      selector,
-      access: {
-        ingressFrom: [{ podLabels: { app: "prometheus" }, ports: [args.port] }],
-        egressTo: [args.broker],
-      },
-    });
     this.registerOutputs({});
   }
 }

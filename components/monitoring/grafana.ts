@@ -15,7 +15,7 @@ import {
 } from "../lib/k8s";
 import { dashboardSpecs, renderDashboard } from "./dashboards";
 import { renderGrafanaDashboardProvider, renderGrafanaDatasources } from "./grafana-provisioning";
-import { checksum, monitoringNetworkPolicy } from "./k8s";
+import { checksum, monitoringIdentity } from "./k8s";
 
 /** Where the admin password Secret is mounted (GF_SECURITY_ADMIN_PASSWORD__FILE). */
 const ADMIN_DIR = "/etc/grafana/admin";
@@ -109,11 +109,23 @@ export class Grafana extends pulumi.ComponentResource {
       child,
     );
 
-    const sa = new k8s.core.v1.ServiceAccount(
-      `${NAME}-sa`,
-      { metadata: meta(NAME), automountServiceAccountToken: false },
-      child,
-    );
+    const sa = monitoringIdentity(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: {
+        ingressFrom: args.ingress
+          ? [{ namespace: args.ingress.controllerNamespace, ports: [GRAFANA_PORT] }]
+          : [],
+        egressTo: [
+          { podLabels: { app: "prometheus" }, ports: [9090] },
+          { podLabels: { app: "loki" }, ports: [3100] },
+          { podLabels: { app: "alertmanager" }, ports: [9093] },
+        ],
+      },
+      noToken: true,
+    });
     const service = new k8s.core.v1.Service(
       `${NAME}-svc`,
       {
@@ -263,23 +275,6 @@ export class Grafana extends pulumi.ComponentResource {
         child,
       );
     }
-
-    monitoringNetworkPolicy(this, args.provider, {
-      name: NAME,
-      namespace: args.namespace,
-      labels,
-      selector,
-      access: {
-        ingressFrom: args.ingress
-          ? [{ namespace: args.ingress.controllerNamespace, ports: [GRAFANA_PORT] }]
-          : [],
-        egressTo: [
-          { podLabels: { app: "prometheus" }, ports: [9090] },
-          { podLabels: { app: "loki" }, ports: [3100] },
-          { podLabels: { app: "alertmanager" }, ports: [9093] },
-        ],
-      },
-    });
 
     this.serviceName = service.metadata.name;
     this.adminSecretName = admin.metadata.name;

@@ -45,3 +45,67 @@ export function monitoringNetworkPolicy(
     { parent, provider },
   );
 }
+
+/** The identity and reach of one monitoring workload (see `monitoringIdentity`). */
+export interface MonitoringIdentityArgs {
+  /** The workload's name: ServiceAccount, Role, RoleBinding and `<name>-allow` policy. */
+  name: string;
+  namespace: pulumi.Input<string>;
+  labels: Record<string, string>;
+  /** The workload's pods, as its NetworkPolicy selects them. */
+  selector: Record<string, string>;
+  /** Pods that never call the API server get no token (the ServiceAccount refuses to mount). */
+  noToken?: boolean;
+  /** Reads in its own namespace: one Role with these rules, bound to the ServiceAccount. */
+  rules?: k8s.types.input.rbac.v1.PolicyRule[];
+  /** NetworkPolicy peers and host ports (`monitoringNetworkPolicy`). */
+  access: NetworkAccess;
+  hostPorts?: number[];
+}
+
+/**
+ * What every monitoring workload repeats: its ServiceAccount, optionally a namespaced Role and
+ * RoleBinding for it, and its NetworkPolicy. Returns the ServiceAccount for the pod spec.
+ */
+export function monitoringIdentity(
+  parent: pulumi.Resource,
+  provider: k8s.Provider,
+  args: MonitoringIdentityArgs,
+): k8s.core.v1.ServiceAccount {
+  const child = { parent, provider };
+  const metadata = { name: args.name, namespace: args.namespace, labels: args.labels };
+  const sa = new k8s.core.v1.ServiceAccount(
+    `${args.name}-sa`,
+    args.noToken ? { metadata, automountServiceAccountToken: false } : { metadata },
+    child,
+  );
+  if (args.rules) {
+    const role = new k8s.rbac.v1.Role(`${args.name}-role`, { metadata, rules: args.rules }, child);
+    new k8s.rbac.v1.RoleBinding(
+      `${args.name}-binding`,
+      {
+        metadata,
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
+        subjects: [{ kind: "ServiceAccount", name: sa.metadata.name, namespace: args.namespace }],
+      },
+      child,
+    );
+  }
+  monitoringNetworkPolicy(parent, provider, {
+    name: args.name,
+    namespace: args.namespace,
+    labels: args.labels,
+    selector: args.selector,
+    access: args.access,
+    hostPorts: args.hostPorts,
+  });
+  return sa;
+}
+
+/**
+ * A StatefulSet's claims stay when it is deleted or scaled down. This is the Kubernetes default,
+ * stated so that it cannot silently change: replacing the StatefulSet (delete, then create with
+ * the same name) must find the old `data-<pod>` claim and mount it again.
+ */
+export const PVC_RETAINED: k8s.types.input.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy =
+  { whenDeleted: "Retain", whenScaled: "Retain" };

@@ -9,7 +9,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { CLUSTER_API_PORTS, monitoringNetworkPolicy } from "./k8s";
+import { CLUSTER_API_PORTS, monitoringIdentity } from "./k8s";
 
 export interface KubeStateMetricsArgs extends ClusterPlacement {
   namespaceName: string;
@@ -44,29 +44,20 @@ export class KubeStateMetrics extends pulumi.ComponentResource {
       { kind: "ServiceAccount", name: sa.metadata.name, namespace: args.namespace },
     ];
 
-    const sa = new k8s.core.v1.ServiceAccount(`${NAME}-sa`, { metadata: meta(NAME) }, child);
     const groups = [...new Set(NAMESPACED.map((r) => r.apiGroup))];
-    const role = new k8s.rbac.v1.Role(
-      `${NAME}-role`,
-      {
-        metadata: meta(NAME),
-        rules: groups.map((g) => ({
-          apiGroups: [g],
-          resources: NAMESPACED.filter((r) => r.apiGroup === g).map((r) => r.resource),
-          verbs: ["list", "watch"],
-        })),
-      },
-      child,
-    );
-    new k8s.rbac.v1.RoleBinding(
-      `${NAME}-binding`,
-      {
-        metadata: meta(NAME),
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
-        subjects: subjects(sa),
-      },
-      child,
-    );
+    const sa = monitoringIdentity(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: { ingressFrom: [{ podLabels: { app: "prometheus" }, ports: [args.port] }] },
+      hostPorts: CLUSTER_API_PORTS,
+      rules: groups.map((g) => ({
+        apiGroups: [g],
+        resources: NAMESPACED.filter((r) => r.apiGroup === g).map((r) => r.resource),
+        verbs: ["list", "watch"],
+      })),
+    });
     const nodeRole = new k8s.rbac.v1.ClusterRole(
       `${NAME}-nodes`,
       {
@@ -131,14 +122,6 @@ export class KubeStateMetrics extends pulumi.ComponentResource {
       },
       child,
     );
-    monitoringNetworkPolicy(this, args.provider, {
-      name: NAME,
-      namespace: args.namespace,
-      labels,
-      selector,
-      access: { ingressFrom: [{ podLabels: { app: "prometheus" }, ports: [args.port] }] },
-      hostPorts: CLUSTER_API_PORTS,
-    });
     this.registerOutputs({});
   }
 }

@@ -9,7 +9,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { CLUSTER_API_PORTS, checksum, monitoringNetworkPolicy } from "./k8s";
+import { CLUSTER_API_PORTS, checksum, monitoringIdentity } from "./k8s";
 import { renderAlloyConfig } from "./logging";
 
 export interface LogAgentArgs extends ClusterPlacement {
@@ -44,26 +44,17 @@ export class LogAgent extends pulumi.ComponentResource {
       { metadata: meta(`${NAME}-config`), data: { "config.alloy": alloy } },
       child,
     );
-    const sa = new k8s.core.v1.ServiceAccount(`${NAME}-sa`, { metadata: meta(NAME) }, child);
-    const role = new k8s.rbac.v1.Role(
-      `${NAME}-role`,
-      {
-        metadata: meta(NAME),
-        rules: [
-          { apiGroups: [""], resources: ["pods", "pods/log"], verbs: ["get", "list", "watch"] },
-        ],
-      },
-      child,
-    );
-    new k8s.rbac.v1.RoleBinding(
-      `${NAME}-binding`,
-      {
-        metadata: meta(NAME),
-        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: role.metadata.name },
-        subjects: [{ kind: "ServiceAccount", name: sa.metadata.name, namespace: args.namespace }],
-      },
-      child,
-    );
+    const sa = monitoringIdentity(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: { egressTo: [{ podLabels: { app: "loki" }, ports: [3100] }] },
+      hostPorts: CLUSTER_API_PORTS,
+      rules: [
+        { apiGroups: [""], resources: ["pods", "pods/log"], verbs: ["get", "list", "watch"] },
+      ],
+    });
     new k8s.apps.v1.Deployment(
       NAME,
       {
@@ -121,14 +112,6 @@ export class LogAgent extends pulumi.ComponentResource {
       },
       child,
     );
-    monitoringNetworkPolicy(this, args.provider, {
-      name: NAME,
-      namespace: args.namespace,
-      labels,
-      selector,
-      access: { egressTo: [{ podLabels: { app: "loki" }, ports: [3100] }] },
-      hostPorts: CLUSTER_API_PORTS,
-    });
     this.registerOutputs({});
   }
 }

@@ -10,7 +10,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { checksum, monitoringNetworkPolicy } from "./k8s";
+import { PVC_RETAINED, checksum, monitoringIdentity } from "./k8s";
 import { renderLokiConfig } from "./logging";
 
 export interface LokiArgs extends ClusterPlacement {
@@ -44,16 +44,39 @@ export class Loki extends pulumi.ComponentResource {
       { metadata: meta(`${NAME}-config`), data: { "loki.yaml": configYaml } },
       child,
     );
-    const sa = new k8s.core.v1.ServiceAccount(
-      `${NAME}-sa`,
-      { metadata: meta(NAME), automountServiceAccountToken: false },
-      child,
-    );
+    const sa = monitoringIdentity(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: {
+        ingressFrom: [
+          { podLabels: { app: "log-agent" }, ports: [LOKI_PORT] },
+          { podLabels: { app: "grafana" }, ports: [LOKI_PORT] },
+          { podLabels: { app: "prometheus" }, ports: [LOKI_PORT] },
+        ],
+      },
+      noToken: true,
+    });
     const service = new k8s.core.v1.Service(
       `${NAME}-svc`,
       {
         metadata: meta(NAME),
         spec: { selector, ports: [{ name: "http", port: LOKI_PORT, targetPort: "http" }] },
+      },
+      child,
+    );
+    // The StatefulSet's governing Service: stable pod DNS, no virtual IP. Clients use the
+    // ClusterIP Service above.
+    const headless = new k8s.core.v1.Service(
+      `${NAME}-headless`,
+      {
+        metadata: meta(`${NAME}-headless`),
+        spec: {
+          clusterIP: "None",
+          selector,
+          ports: [{ name: "http", port: LOKI_PORT, targetPort: "http" }],
+        },
       },
       child,
     );
@@ -66,8 +89,10 @@ export class Loki extends pulumi.ComponentResource {
           annotations: { [LOG_RETENTION_ANNOTATION]: String(args.config.retentionDays) },
         },
         spec: {
-          serviceName: NAME,
+          serviceName: headless.metadata.name,
           replicas: 1,
+          // The data volume outlives the StatefulSet (also its replacement, see below).
+          persistentVolumeClaimRetentionPolicy: PVC_RETAINED,
           selector: { matchLabels: selector },
           template: {
             metadata: { labels, annotations: { "checksum/config": checksum(configYaml) } },
@@ -118,21 +143,10 @@ export class Loki extends pulumi.ComponentResource {
           ],
         },
       },
-      child,
+      // serviceName is immutable: a change replaces the StatefulSet. Same name, so delete first;
+      // the PVC stays and the new pod mounts it (docs/RUNBOOK.md, one-time migration).
+      { ...child, deleteBeforeReplace: true },
     );
-    monitoringNetworkPolicy(this, args.provider, {
-      name: NAME,
-      namespace: args.namespace,
-      labels,
-      selector,
-      access: {
-        ingressFrom: [
-          { podLabels: { app: "log-agent" }, ports: [LOKI_PORT] },
-          { podLabels: { app: "grafana" }, ports: [LOKI_PORT] },
-          { podLabels: { app: "prometheus" }, ports: [LOKI_PORT] },
-        ],
-      },
-    });
     this.serviceName = service.metadata.name;
     this.registerOutputs({ serviceName: this.serviceName });
   }

@@ -8,7 +8,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { monitoringNetworkPolicy } from "./k8s";
+import { monitoringIdentity } from "./k8s";
 
 export interface NodeExporterArgs {
   provider: k8s.Provider;
@@ -66,11 +66,22 @@ export class NodeExporter extends pulumi.ComponentResource {
       },
       child,
     );
-    const sa = new k8s.core.v1.ServiceAccount(
-      `${NAME}-sa`,
-      { metadata: meta, automountServiceAccountToken: false },
-      child,
-    );
+    const sa = monitoringIdentity(this, args.provider, {
+      name: NAME,
+      namespace: this.namespace,
+      labels,
+      selector,
+      access: {
+        ingressFrom: [
+          {
+            namespace: args.prometheusNamespace,
+            podLabels: { app: "prometheus" },
+            ports: [args.port],
+          },
+        ],
+      },
+      noToken: true,
+    });
     const host = (n: string, path: string) => ({ name: n, hostPath: { path } });
     new k8s.apps.v1.DaemonSet(
       NAME,
@@ -131,21 +142,6 @@ export class NodeExporter extends pulumi.ComponentResource {
     );
     // No effect on host-network pods, but states the intended peers (and applies if hostNetwork
     // is ever dropped): only Prometheus scrapes, nothing is reached.
-    monitoringNetworkPolicy(this, args.provider, {
-      name: NAME,
-      namespace: this.namespace,
-      labels,
-      selector,
-      access: {
-        ingressFrom: [
-          {
-            namespace: args.prometheusNamespace,
-            podLabels: { app: "prometheus" },
-            ports: [args.port],
-          },
-        ],
-      },
-    });
     this.registerOutputs({ namespace: this.namespace });
   }
 }

@@ -10,7 +10,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { CLUSTER_API_PORTS, checksum, monitoringNetworkPolicy } from "./k8s";
+import { CLUSTER_API_PORTS, PVC_RETAINED, checksum, monitoringIdentity } from "./k8s";
 import { renderPrometheusConfig, type ScrapeTarget } from "./prometheus-config";
 
 export interface PrometheusArgs extends ClusterPlacement {
@@ -72,7 +72,28 @@ export class Prometheus extends pulumi.ComponentResource {
       child,
     );
 
-    const sa = new k8s.core.v1.ServiceAccount(`${NAME}-sa`, { metadata: meta(NAME) }, child);
+    const sa = monitoringIdentity(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      access: {
+        ingressFrom: [{ podLabels: { app: "grafana" }, ports: [PORT] }],
+        egressTo: [
+          // Scrape targets and Alertmanager in the namespace, on whatever port they expose.
+          { ports: [] },
+          {
+            namespace: args.nodeExporter.namespaceName,
+            podLabels: { app: "node-exporter" },
+            ports: [args.nodeExporter.port],
+          },
+          ...(args.ingressNginx
+            ? [{ namespace: args.ingressNginx.namespace, ports: [args.ingressNginx.port] }]
+            : []),
+        ],
+      },
+      hostPorts: [...CLUSTER_API_PORTS, args.nodeExporter.port],
+    });
     // Discovery reads pods only where we scrape: a Role per namespace, not a cluster-wide grant.
     const discoveryNamespaces: { name: string; namespace: pulumi.Input<string> }[] = [
       { name: args.namespaceName, namespace: args.namespace },
@@ -138,14 +159,30 @@ export class Prometheus extends pulumi.ComponentResource {
       },
       child,
     );
+    // The StatefulSet's governing Service: stable pod DNS, no virtual IP. Clients use the
+    // ClusterIP Service above.
+    const headless = new k8s.core.v1.Service(
+      `${NAME}-headless`,
+      {
+        metadata: meta(`${NAME}-headless`),
+        spec: {
+          clusterIP: "None",
+          selector,
+          ports: [{ name: "http", port: PORT, targetPort: "http" }],
+        },
+      },
+      child,
+    );
 
     new k8s.apps.v1.StatefulSet(
       NAME,
       {
         metadata: meta(NAME),
         spec: {
-          serviceName: NAME,
+          serviceName: headless.metadata.name,
           replicas: 1,
+          // The data volume outlives the StatefulSet (also its replacement, see below).
+          persistentVolumeClaimRetentionPolicy: PVC_RETAINED,
           selector: { matchLabels: selector },
           template: {
             metadata: {
@@ -203,31 +240,10 @@ export class Prometheus extends pulumi.ComponentResource {
           ],
         },
       },
-      child,
+      // serviceName is immutable: a change replaces the StatefulSet. Same name, so delete first;
+      // the PVC stays and the new pod mounts it (docs/RUNBOOK.md, one-time migration).
+      { ...child, deleteBeforeReplace: true },
     );
-
-    monitoringNetworkPolicy(this, args.provider, {
-      name: NAME,
-      namespace: args.namespace,
-      labels,
-      selector,
-      access: {
-        ingressFrom: [{ podLabels: { app: "grafana" }, ports: [PORT] }],
-        egressTo: [
-          // Scrape targets and Alertmanager in the namespace, on whatever port they expose.
-          { ports: [] },
-          {
-            namespace: args.nodeExporter.namespaceName,
-            podLabels: { app: "node-exporter" },
-            ports: [args.nodeExporter.port],
-          },
-          ...(args.ingressNginx
-            ? [{ namespace: args.ingressNginx.namespace, ports: [args.ingressNginx.port] }]
-            : []),
-        ],
-      },
-      hostPorts: [...CLUSTER_API_PORTS, args.nodeExporter.port],
-    });
 
     this.serviceName = service.metadata.name;
     this.url = pulumi.interpolate`http://${service.metadata.name}.${args.namespace}.svc:${PORT}`;

@@ -6,36 +6,24 @@ import {
   checksum,
   ClusterPlacement,
   NetworkPeer,
-  plainEnv,
-  restrictedContainerSecurity,
   selectorLabels,
-  toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
 import { workloadCompanions } from "../lib/workload";
 import {
-  brokerConf,
-  celeryBrokerSettings,
-  celeryQueueKeys,
-  maxmemoryFor,
-  memoryQuantityBytes,
-  sentinelConf,
-} from "./content";
-import {
-  AUTH_PATH,
-  CONFIG_PATH,
-  EXPORTER_PORT,
-  PASSWORD_KEY,
-  REDIS_PORT,
-  SCRIPTS_PATH,
-  SENTINEL_PORT,
-  exporterContainer,
-  pingProbe,
-  podDnsEnv,
-  redisVolumes,
-  scriptsData,
-  redisStatefulSetSpec,
-} from "./pods";
+  brokerCelerySettings,
+  brokerConfigData,
+  brokerContainers,
+  brokerHeadlessServiceSpec,
+  brokerNetwork,
+  brokerScripts,
+  brokerSentinelAddresses,
+  BrokerShape,
+  brokerShape,
+  brokerStatefulSetSpec,
+} from "./broker-specs";
+import { redisClientServiceSpec } from "./cluster-specs";
+import { PASSWORD_KEY, REDIS_PORT, redisVolumes, scriptsData } from "./pods";
 
 export interface RedisBrokerArgs extends ClusterPlacement {
   /** app.kubernetes.io/instance: the stack name. */
@@ -79,18 +67,87 @@ export class RedisBroker extends pulumi.ComponentResource {
   constructor(name: string, args: RedisBrokerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("stock-analysis:redis:RedisBroker", name, {}, opts);
     const cfg = args.config;
-    const b = cfg.broker;
-    const sentinel = b.mode === "sentinel";
-    const domain = args.clusterDomain ?? "cluster.local";
     const base = REDIS_BROKER_NAME;
-    const headless = `${base}-headless`;
+    const domain = args.clusterDomain ?? "cluster.local";
+    const shape = brokerShape(base, cfg.broker, domain, BROKER_MASTER_NAME);
     const labels = workloadLabels(base, "broker", args.instance);
     const selector = selectorLabels(base);
     const child = { parent: this, provider: args.provider };
     const meta = (n: string) => ({ name: n, namespace: args.namespace, labels });
-    const servers = sentinel ? b.replicas : 1;
-    const podHost = (ns: string, i: number) => `${base}-${i}.${headless}.${ns}.svc.${domain}`;
+    const ns = pulumi.output(args.namespace);
+    const at: Parts = { name, args, shape, meta, child, ns };
 
+    const { auth, celery } = this.secrets(at);
+    this.authSecretName = auth.metadata.name;
+    this.celerySecretName = celery.metadata.name;
+    this.sentinelAddresses = shape.sentinel
+      ? ns.apply((n) => brokerSentinelAddresses(shape, n))
+      : undefined;
+    this.address = shape.sentinel
+      ? undefined
+      : ns.apply((n) => `${base}.${n}.svc.${domain}:${REDIS_PORT}`);
+    const content = this.content(at);
+
+    // Identity and network (ServiceAccount, PDB, NetworkPolicy), Services, the servers.
+    const { serviceAccount } = workloadCompanions(this, args.provider, {
+      name: base,
+      namespace: args.namespace,
+      labels,
+      selector,
+      network: brokerNetwork(shape, selector, args.clients ?? []),
+    });
+    const headlessSvc = new k8s.core.v1.Service(
+      `${name}-headless`,
+      { metadata: meta(shape.headless), spec: brokerHeadlessServiceSpec(shape, selector) },
+      child,
+    );
+    // With Sentinel a plain Service would also hit replicas; clients ask the sentinels instead.
+    if (!shape.sentinel)
+      new k8s.core.v1.Service(
+        `${name}-service`,
+        { metadata: meta(base), spec: redisClientServiceSpec(selector) },
+        child,
+      );
+    new k8s.apps.v1.StatefulSet(
+      `${name}-statefulset`,
+      {
+        metadata: meta(base),
+        spec: brokerStatefulSetSpec({
+          shape,
+          storage: cfg.broker.storage,
+          serviceName: headlessSvc.metadata.name,
+          selector,
+          labels,
+          serviceAccountName: serviceAccount.metadata.name,
+          containers: brokerContainers({
+            shape,
+            config: cfg,
+            namespace: ns,
+            authSecretName: auth.metadata.name,
+            celeryQueues: args.celeryQueues,
+          }),
+          volumes: redisVolumes({
+            scriptsConfigMap: content.scripts.metadata.name,
+            configConfigMap: content.config.metadata.name,
+            authSecrets: [{ volume: "auth", secretName: auth.metadata.name }],
+          }),
+          configChecksum: content.checksum,
+        }),
+      },
+      child,
+    );
+
+    this.registerOutputs({
+      authSecretName: this.authSecretName,
+      celerySecretName: this.celerySecretName,
+      address: this.address,
+      sentinelAddresses: this.sentinelAddresses,
+    });
+  }
+
+  /** The password (Secret `redis-broker-auth`) and Celery's URL and options (`celery-broker`). */
+  private secrets(at: Parts) {
+    const { name, shape, meta, child } = at;
     const password = new random.RandomPassword(
       `${name}-password`,
       { length: 32, special: false },
@@ -99,38 +156,15 @@ export class RedisBroker extends pulumi.ComponentResource {
     const auth = new k8s.core.v1.Secret(
       `${name}-auth`,
       {
-        metadata: meta(`${base}-auth`),
+        metadata: meta(`${shape.base}-auth`),
         type: "Opaque",
         stringData: { [PASSWORD_KEY]: password.result },
       },
       child,
     );
-    this.authSecretName = auth.metadata.name;
-
-    const ns = pulumi.output(args.namespace);
-    this.sentinelAddresses = sentinel
-      ? ns.apply((n) =>
-          Array.from({ length: servers }, (_, i) => `${podHost(n, i)}:${SENTINEL_PORT}`),
-        )
-      : undefined;
-    this.address = sentinel
-      ? undefined
-      : ns.apply((n) => `${base}.${n}.svc.${domain}:${REDIS_PORT}`);
-    const settings = pulumi.all([password.result, ns]).apply(([pw, n]) =>
-      celeryBrokerSettings({
-        password: pw,
-        visibilityTimeoutS: b.visibilityTimeoutS,
-        ...(sentinel
-          ? {
-              sentinels: Array.from({ length: servers }, (_, i) => ({
-                host: podHost(n, i),
-                port: SENTINEL_PORT,
-              })),
-              masterName: BROKER_MASTER_NAME,
-            }
-          : { standalone: { host: `${base}.${n}.svc.${domain}`, port: REDIS_PORT } }),
-      }),
-    );
+    const settings = pulumi
+      .all([password.result, at.ns])
+      .apply(([pw, n]) => brokerCelerySettings(shape, at.args.config.broker, pw, n));
     const celery = new k8s.core.v1.Secret(
       `${name}-celery`,
       {
@@ -145,203 +179,42 @@ export class RedisBroker extends pulumi.ComponentResource {
       },
       child,
     );
-    this.celerySecretName = celery.metadata.name;
+    return { auth, celery };
+  }
 
-    const configData: Record<string, string> = {
-      "broker.conf": brokerConf({
-        maxmemoryBytes: maxmemoryFor(memoryQuantityBytes(b.resources.limits.memory)),
-      }),
-      ...(sentinel
-        ? {
-            "sentinel.conf": sentinelConf({
-              masterName: BROKER_MASTER_NAME,
-              quorum: Math.floor(servers / 2) + 1,
-              downAfterMs: b.downAfterMs,
-            }),
-          }
-        : {}),
-    };
-    const scriptFiles = scriptsData(
-      sentinel
-        ? ["lib.sh", "broker-entrypoint.sh", "sentinel-entrypoint.sh"]
-        : ["lib.sh", "broker-entrypoint.sh"],
-    );
+  /** Config and scripts ConfigMaps; their checksum rolls the servers one by one. */
+  private content(at: Parts) {
+    const { name, shape, meta, child } = at;
+    const configData = brokerConfigData(shape, at.args.config.broker);
+    const scriptFiles = scriptsData(brokerScripts(shape));
     const config = new k8s.core.v1.ConfigMap(
       `${name}-config`,
-      { metadata: meta(`${base}-config`), data: configData },
+      { metadata: meta(`${shape.base}-config`), data: configData },
       child,
     );
     const scripts = new k8s.core.v1.ConfigMap(
       `${name}-scripts`,
-      { metadata: meta(`${base}-scripts`), data: scriptFiles },
+      { metadata: meta(`${shape.base}-scripts`), data: scriptFiles },
       child,
     );
-
-    const ports = sentinel ? [REDIS_PORT, SENTINEL_PORT] : [REDIS_PORT];
-    const self: NetworkPeer = { podLabels: selector, ports };
-    const { serviceAccount } = workloadCompanions(this, args.provider, {
-      name: base,
-      namespace: args.namespace,
-      labels,
-      selector,
-      network: {
-        ingressFrom: [
-          ...(sentinel ? [self] : []),
-          { podLabels: { app: "prometheus" }, ports: [EXPORTER_PORT] },
-          ...(args.clients ?? []).map((p) => ({ ...p, ports })),
-        ],
-        egressTo: sentinel ? [self] : [],
-      },
-    });
-
-    const headlessSvc = new k8s.core.v1.Service(
-      `${name}-headless`,
-      {
-        metadata: meta(headless),
-        spec: {
-          clusterIP: "None",
-          publishNotReadyAddresses: true,
-          selector,
-          ports: [
-            { name: "redis", port: REDIS_PORT, targetPort: REDIS_PORT },
-            ...(sentinel
-              ? [{ name: "sentinel", port: SENTINEL_PORT, targetPort: SENTINEL_PORT }]
-              : []),
-            { name: "metrics", port: EXPORTER_PORT, targetPort: EXPORTER_PORT },
-          ],
-        },
-      },
-      child,
-    );
-    if (!sentinel) {
-      // With Sentinel a plain Service would also hit replicas; clients ask the sentinels instead.
-      new k8s.core.v1.Service(
-        `${name}-service`,
-        {
-          metadata: meta(base),
-          spec: {
-            type: "ClusterIP",
-            selector,
-            ports: [{ name: "redis", port: REDIS_PORT, targetPort: REDIS_PORT }],
-          },
-        },
-        child,
-      );
-    }
-
-    const passwordFile = `${AUTH_PATH}/${PASSWORD_KEY}`;
-    const sentinelList = ns.apply((n) =>
-      Array.from({ length: servers }, (_, i) => `${podHost(n, i)}:${SENTINEL_PORT}`).join(" "),
-    );
-    const initialPrimary = ns.apply((n) => `${podHost(n, 0)}:${REDIS_PORT}`);
-    const sentinelEnv: k8s.types.input.core.v1.EnvVar[] = [
-      { name: "BROKER_SENTINELS", value: sentinelList },
-      { name: "BROKER_INITIAL_PRIMARY", value: initialPrimary },
-      { name: "BROKER_MASTER_NAME", value: BROKER_MASTER_NAME },
-    ];
-    const mounts = [
-      { name: "scripts", mountPath: SCRIPTS_PATH, readOnly: true },
-      { name: "config", mountPath: CONFIG_PATH, readOnly: true },
-      { name: "auth", mountPath: AUTH_PATH, readOnly: true },
-    ];
-    const containers: k8s.types.input.core.v1.Container[] = [
-      {
-        name: "redis",
-        image: cfg.image,
-        imagePullPolicy: "IfNotPresent",
-        command: ["bash", `${SCRIPTS_PATH}/broker-entrypoint.sh`],
-        env: [
-          ...plainEnv({
-            BROKER_CONF: `${CONFIG_PATH}/broker.conf`,
-            REDIS_DATA_DIR: "/data",
-            REDIS_RUNTIME_DIR: "/run/redis",
-            REDIS_PORT: String(REDIS_PORT),
-            REDIS_PASSWORD_FILE: passwordFile,
-          }),
-          ...(sentinel
-            ? [...podDnsEnv("BROKER_ANNOUNCE_HOSTNAME", headless, domain), ...sentinelEnv]
-            : []),
-        ],
-        ports: [{ name: "redis", containerPort: REDIS_PORT }],
-        resources: toResourceRequirements(b.resources),
-        securityContext: restrictedContainerSecurity(true),
-        readinessProbe: pingProbe(REDIS_PORT, 5, 3),
-        livenessProbe: { ...pingProbe(REDIS_PORT, 15, 4), initialDelaySeconds: 30 },
-        volumeMounts: [
-          { name: "data", mountPath: "/data" },
-          { name: "runtime", mountPath: "/run/redis" },
-          ...mounts,
-        ],
-      },
-    ];
-    if (sentinel) {
-      containers.push({
-        name: "sentinel",
-        image: cfg.image,
-        imagePullPolicy: "IfNotPresent",
-        command: ["bash", `${SCRIPTS_PATH}/sentinel-entrypoint.sh`],
-        env: [
-          ...plainEnv({
-            SENTINEL_TEMPLATE: `${CONFIG_PATH}/sentinel.conf`,
-            SENTINEL_RUNTIME_DIR: "/run/sentinel",
-            SENTINEL_PORT: String(SENTINEL_PORT),
-            REDIS_PASSWORD_FILE: passwordFile,
-          }),
-          ...podDnsEnv("SENTINEL_ANNOUNCE_HOSTNAME", headless, domain),
-          ...sentinelEnv,
-        ],
-        ports: [{ name: "sentinel", containerPort: SENTINEL_PORT }],
-        resources: toResourceRequirements(b.sentinelResources),
-        securityContext: restrictedContainerSecurity(true),
-        readinessProbe: pingProbe(SENTINEL_PORT, 5, 3),
-        livenessProbe: { ...pingProbe(SENTINEL_PORT, 15, 4), initialDelaySeconds: 30 },
-        volumeMounts: [{ name: "sentinel-runtime", mountPath: "/run/sentinel" }, ...mounts],
-      });
-    }
-    containers.push(
-      exporterContainer({
-        image: cfg.exporterImage,
-        resources: cfg.exporterResources,
-        authSecretName: auth.metadata.name,
-        checkSingleKeys: args.celeryQueues?.length ? celeryQueueKeys(args.celeryQueues) : undefined,
-      }),
-    );
-
-    new k8s.apps.v1.StatefulSet(
-      `${name}-statefulset`,
-      {
-        metadata: meta(base),
-        spec: redisStatefulSetSpec({
-          serviceName: headlessSvc.metadata.name,
-          replicas: servers,
-          configChecksum: checksum(JSON.stringify(configData), JSON.stringify(scriptFiles)),
-          selector,
-          labels,
-          serviceAccountName: serviceAccount.metadata.name,
-          containers,
-          volumes: [
-            ...redisVolumes({
-              scriptsConfigMap: scripts.metadata.name,
-              configConfigMap: config.metadata.name,
-              authSecrets: [{ volume: "auth", secretName: auth.metadata.name }],
-            }),
-            // Both hold files with the password: memory-backed, never on the node's disk.
-            { name: "runtime", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } },
-            ...(sentinel
-              ? [{ name: "sentinel-runtime", emptyDir: { medium: "Memory", sizeLimit: "1Mi" } }]
-              : []),
-          ],
-          storage: b.storage,
-        }),
-      },
-      child,
-    );
-
-    this.registerOutputs({
-      authSecretName: this.authSecretName,
-      celerySecretName: this.celerySecretName,
-      address: this.address,
-      sentinelAddresses: this.sentinelAddresses,
-    });
+    return {
+      config,
+      scripts,
+      checksum: checksum(JSON.stringify(configData), JSON.stringify(scriptFiles)),
+    };
   }
+}
+
+/** What the constructor's parts share. */
+interface Parts {
+  name: string;
+  args: RedisBrokerArgs;
+  shape: BrokerShape;
+  meta: (name: string) => {
+    name: string;
+    namespace: pulumi.Input<string>;
+    labels: Record<string, string>;
+  };
+  child: { parent: pulumi.Resource; provider: k8s.Provider };
+  ns: pulumi.Output<string>;
 }

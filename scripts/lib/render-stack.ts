@@ -36,6 +36,44 @@ export interface ResourceOptionsSeen {
   protect: boolean;
   /** What the engine must finish first (`dependsOn` and input dependencies), as `type::name`. */
   dependsOn: string[];
+  /** URN of the parent resource as the mock engine named it; undefined: the stack. */
+  parent?: string;
+  /** The `aliases` option: earlier identities the engine maps to this resource. */
+  aliases: AliasSeen[];
+}
+
+/** One alias as the SDK sends it: a whole URN, or a spec of what changed. */
+export interface AliasSeen {
+  urn?: string;
+  name?: string;
+  type?: string;
+  /** The earlier parent's URN. */
+  parentUrn?: string;
+  /** The resource was a child of the stack itself (`parent: pulumi.rootStackResource`). */
+  noParent?: boolean;
+}
+
+interface AliasProto {
+  getUrn(): string;
+  getSpec():
+    | {
+        getName(): string;
+        getType(): string;
+        getParenturn(): string;
+        getNoparent(): boolean;
+      }
+    | undefined;
+}
+
+function aliasSeen(a: AliasProto): AliasSeen {
+  const spec = a.getSpec();
+  if (!spec) return { urn: a.getUrn() };
+  const seen: AliasSeen = {};
+  if (spec.getName()) seen.name = spec.getName();
+  if (spec.getType()) seen.type = spec.getType();
+  if (spec.getParenturn()) seen.parentUrn = spec.getParenturn();
+  if (spec.getNoparent()) seen.noParent = true;
+  return seen;
 }
 
 // The subset of the SDK's RegisterResourceRequest read here.
@@ -47,6 +85,8 @@ interface RegisterRequest {
   getDeletebeforereplace(): boolean;
   getProtect(): boolean;
   getDependenciesList(): string[];
+  getParent(): string;
+  getAliasesList(): AliasProto[];
 }
 
 /** `urn:pulumi:<stack>::<project>::<parent types>$<type>::<name>` → `<type>::<name>`. */
@@ -74,6 +114,8 @@ function recordOptions(): Map<string, ResourceOptionsSeen> {
       deleteBeforeReplace: req.getDeletebeforereplace(),
       protect: req.getProtect(),
       dependsOn: req.getDependenciesList().map(typeAndName),
+      parent: req.getParent() || undefined,
+      aliases: req.getAliasesList().map(aliasSeen),
     });
     return register(req, cb);
   };
@@ -230,6 +272,7 @@ export async function renderStack(
             deleteBeforeReplace: false,
             protect: false,
             dependsOn: [],
+            aliases: [],
           },
         });
         return { id: `${args.name}-id`, state: mockOutputs({ ...args, inputs }) };

@@ -96,6 +96,53 @@ describe("monitoring in prod", () => {
     );
   });
 
+  it("Prometheus and Loki: governed by headless Services; clients keep the ClusterIP ones", () => {
+    for (const name of ["prometheus", "loki"]) {
+      const sts = workload("prod", name);
+      const spec = sts.spec as Any;
+      assert.equal(spec.serviceName, `${name}-headless`, name);
+      const headless = find(stacks.prod.objects, "Service", `${name}-headless`).spec as Any;
+      assert.equal(headless.clusterIP, "None", name);
+      assert.deepEqual(headless.selector, spec.selector.matchLabels, name);
+      const client = find(stacks.prod.objects, "Service", name).spec as Any;
+      assert.equal(client.clusterIP, undefined, `${name}: the client Service has a virtual IP`);
+    }
+  });
+
+  it("every StatefulSet's serviceName is a headless Service selecting its pods", () => {
+    for (const stack of ["dev", "prod"])
+      for (const sts of stacks[stack].objects.filter((o) => o.kind === "StatefulSet")) {
+        const spec = sts.spec as Any;
+        const svc = stacks[stack].objects.find(
+          (o) => o.kind === "Service" && o.metadata.name === spec.serviceName,
+        );
+        const where = `${stack}: StatefulSet/${sts.metadata.name} -> ${spec.serviceName}`;
+        assert.ok(svc, `${where}: no such Service`);
+        assert.equal((svc.spec as Any).clusterIP, "None", `${where}: not headless`);
+        for (const [k, v] of Object.entries((svc.spec as Any).selector ?? {}))
+          assert.equal(spec.template.metadata.labels[k], v, `${where}: selects other pods`);
+      }
+  });
+
+  it("Prometheus and Loki: a replacement (serviceName is immutable) keeps the name and the data", () => {
+    for (const name of ["prometheus", "loki"]) {
+      const sts = workload("prod", name);
+      const spec = sts.spec as Any;
+      // The claim survives the StatefulSet's deletion, and the replacement mounts it again.
+      assert.deepEqual(
+        spec.persistentVolumeClaimRetentionPolicy,
+        { whenDeleted: "Retain", whenScaled: "Retain" },
+        name,
+      );
+      assert.equal(spec.volumeClaimTemplates[0].metadata.name, "data");
+      // Same explicit name: the old object must be gone before the new one is created.
+      const r = stacks.prod.resources.find(
+        (x) => x.type === "kubernetes:apps/v1:StatefulSet" && x.name === name,
+      )!;
+      assert.equal(r.options.deleteBeforeReplace, true, name);
+    }
+  });
+
   it("stable service names: prometheus, alertmanager, grafana, loki", () => {
     for (const [name, port] of [
       ["prometheus", 9090],
