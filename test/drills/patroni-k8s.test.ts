@@ -190,7 +190,7 @@ describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
       const probe = () =>
         runAsPostgres(scriptPath("pg-liveness.sh"), [], {
           PGDATA: c.dataDir(replica),
-          PG_SOCKET_DIR: path.join(c.root, "run"),
+          PG_SOCKET_DIR: c.socketDir(replica),
           PGPORT: String(c.pgPorts[replica]),
           PG_LIVENESS_TIMEOUT: "2",
         });
