@@ -13,7 +13,7 @@
 // member off the DCS; a prober plays the kubelet's readiness probe on the pod objects (kwok only
 // marks pods ready once), so the endpoints controller of the sim's kube-controller-manager keeps a
 // Service's endpoints as on a real cluster. Shared by test/drills/* and scripts/bench/pg-failover.
-import { ChildProcess, spawn } from "node:child_process";
+import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -109,6 +109,8 @@ export interface MemberPod extends StackMembers {
   patroniFiles: Record<string, string>;
   /** The `postgresql` container of the StatefulSet's pod template. */
   container: Container;
+  /** Every container of the pod template (the sidecars too). */
+  containers: Container[];
   volumes: Volume[];
   /** Labels of the pod template. */
   podLabels: Record<string, string>;
@@ -135,6 +137,7 @@ export function memberPod(m: StackMembers): MemberPod {
       "dcs.json": dynamicConfigJson(m.name, m.config),
     },
     container,
+    containers: spec.template.spec.containers,
     volumes: spec.template.spec.volumes,
     podLabels: spec.template.metadata.labels,
   };
@@ -159,13 +162,14 @@ export function loopbackOverrides(o: { pgPort: number; restPort: number }): Reco
 }
 
 /**
- * The environment Patroni gets: the container's env as the kubelet resolves it (downward API,
- * `$(VAR)` references, the password Secret), then {@link loopbackOverrides}. Variables from any
- * other Secret (the object store's keys) are left out: no object store in these tests.
+ * A container's env as the kubelet resolves it (downward API, `$(VAR)` references, the password
+ * Secret). Variables from any other Secret (the object store's keys) are left out: no object
+ * store in these tests.
  */
-export function memberProcessEnv(
+export function resolveContainerEnv(
   pod: MemberPod,
-  o: { podName: string; pgPort: number; restPort: number; secret: Record<string, string> },
+  container: Container,
+  o: { podName: string; secret: Record<string, string> },
 ): Record<string, string> {
   const passwordSecret = OBJECT_NAMES(pod.name).passwordSecret;
   const env: Record<string, string> = {
@@ -176,7 +180,7 @@ export function memberProcessEnv(
   };
   const expand = (v: string) =>
     v.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, k: string) => env[k] ?? m);
-  for (const e of (pod.container.env ?? []) as EnvVar[]) {
+  for (const e of (container.env ?? []) as EnvVar[]) {
     const field = e.valueFrom?.fieldRef?.fieldPath;
     const ref = e.valueFrom?.secretKeyRef;
     if (e.value !== undefined) env[e.name] = expand(e.value);
@@ -189,7 +193,15 @@ export function memberProcessEnv(
     } else if (ref && e.name.startsWith("PGBACKREST_")) continue;
     else throw new Error(`harness: cannot resolve env ${e.name} (${JSON.stringify(e.valueFrom)})`);
   }
-  return { ...env, ...loopbackOverrides(o) };
+  return env;
+}
+
+/** The environment Patroni gets: {@link resolveContainerEnv}, then {@link loopbackOverrides}. */
+export function memberProcessEnv(
+  pod: MemberPod,
+  o: { podName: string; pgPort: number; restPort: number; secret: Record<string, string> },
+): Record<string, string> {
+  return { ...resolveContainerEnv(pod, pod.container, o), ...loopbackOverrides(o) };
 }
 
 /**
@@ -306,6 +318,7 @@ export class PatroniCluster {
   root = "";
   failed = false;
   private procs: (ChildProcess | undefined)[] = [];
+  private sidecars: ChildProcess[] = [];
   private proxies: DcsProxy[] = [];
   private prober?: NodeJS.Timeout;
   private probing = false;
@@ -480,10 +493,10 @@ export class PatroniCluster {
     }
   }
 
-  /** bind mounts (SOURCE:TARGET[:ro]) of member i's container, from its volumeMounts. */
-  private mounts(i: number): string[] {
+  /** bind mounts (SOURCE:TARGET[:ro]) of a container of member i, from its volumeMounts. */
+  private mounts(i: number, container: Container = this.pod.container): string[] {
     const shared = new Set(this.pod.volumes.filter((v) => !v.emptyDir).map((v) => v.name));
-    return (this.pod.container.volumeMounts ?? []).map((m) => {
+    return (container.volumeMounts ?? []).map((m) => {
       const src = shared.has(m.name)
         ? path.join(this.root, "volumes", m.name)
         : this.volumeDir(i, m.name);
@@ -575,6 +588,65 @@ export class PatroniCluster {
       detached: true,
     });
     fs.closeSync(log);
+  }
+
+  /**
+   * Runs member i's sidecar `name` as its pod would (user postgres, its volume mounts, its env)
+   * with `command` for the image's entrypoint and `overrides` for what loopback needs. Stopped by
+   * {@link stop}.
+   */
+  startSidecar(
+    i: number,
+    name: string,
+    command: string[],
+    overrides: Record<string, string>,
+  ): ChildProcess {
+    const container = this.pod.containers.find((x) => x.name === name);
+    if (!container) throw new Error(`harness: the pod has no container ${name}`);
+    const env = {
+      ...resolveContainerEnv(this.pod, container, {
+        podName: this.podName(i),
+        secret: this.secretData(),
+      }),
+      ...overrides,
+    };
+    const log = fs.openSync(path.join(this.memberDir(i), `${name}.log`), "a");
+    const p = spawn("bash", [POD_FS, "postgres", ...this.mounts(i, container), "--", ...command], {
+      env,
+      stdio: ["ignore", log, log],
+      detached: true,
+    });
+    fs.closeSync(log);
+    this.sidecars.push(p);
+    return p;
+  }
+
+  /**
+   * `kubectl exec` into member i's container: `command` runs as postgres in the mount namespace
+   * of its Patroni (the pod's paths) with the container's env (loopback overrides included) plus
+   * `env`, as the kubelet runs an exec probe. Needs member i's Patroni running.
+   */
+  async exec(
+    i: number,
+    command: string[],
+    env: Record<string, string> = {},
+    timeoutMs = 60_000,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    const pid = this.procs[i]?.pid;
+    if (!pid || !this.running(i)) throw new Error(`member ${i}'s container is not running`);
+    const args = [`--mount=/proc/${pid}/ns/mnt`, "--wd=/", "--", "setpriv"];
+    args.push("--reuid=postgres", "--regid=postgres", "--init-groups", "--", ...command);
+    return new Promise((resolve) => {
+      execFile(
+        "nsenter",
+        args,
+        { env: { ...this.memberEnv(i), ...env }, timeout: timeoutMs },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
   }
 
   patroniPid(i: number): number | undefined {
@@ -799,6 +871,7 @@ export class PatroniCluster {
     if (this.prober) clearInterval(this.prober);
     while (this.probing) await new Promise((r) => setTimeout(r, 100));
     for (const p of this.proxies) p.heal();
+    for (const p of this.sidecars) if (p.pid) signalPid(-p.pid, "SIGKILL");
     for (const p of this.procs) signalPid(p?.pid, "SIGTERM");
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline && this.procs.some((p) => p?.pid && pidAlive(p.pid)))
@@ -925,8 +998,11 @@ export class WriteLoad {
 
   /** Acknowledged ids missing on member i. */
   async lostOn(i: number): Promise<number[]> {
+    // Only writes acknowledged before the query began must be in its snapshot: the load goes on
+    // while the query runs (a write acknowledged meanwhile is no loss).
+    const acked = [...this.acked];
     const rows = await this.c.sql(i, `select id from ${this.table}`, 60_000);
     const have = new Set(rows.split("\n").filter(Boolean).map(Number));
-    return this.acked.filter((id) => !have.has(id));
+    return acked.filter((id) => !have.has(id));
   }
 }
