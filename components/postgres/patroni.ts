@@ -224,6 +224,11 @@ export function patroniConfig(a: PatroniArgs): string {
             ),
           }
         : {}),
+      // A new or re-cloned replica's pg_basebackup asks the leader for a fast checkpoint: the
+      // default (spread) one paces its writes over checkpoint_completion_target and held every
+      // clone after bootstrap (pg-roles.sh's CREATE DATABASE, ~900 dirty buffers) for 96 s in
+      // the drills (test/helpers/patroni.ts runs this file); fast, a second.
+      basebackup: [{ checkpoint: "fast" }],
       data_dir: a.dataDir,
       bin_dir: a.binDir,
       pgpass: a.pgpass,

@@ -9,11 +9,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import { metricSource } from "../../components/monitoring/catalogue";
 import { scriptPath } from "../../components/postgres/content";
 import { after, before, describe, test } from "node:test";
 import { kubectl } from "../../scripts/lib/sim-cluster";
 import { PatroniCluster, isLeaderStatus } from "../helpers/patroni";
-import { runAsPostgres, waitFor } from "../helpers/postgres";
+import { scrapeMetricNames } from "../helpers/monitoring-daemons";
+import { freePort, waitFor } from "../helpers/postgres";
 
 const execFileP = promisify(execFile);
 
@@ -154,7 +156,9 @@ describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
         postgresql: { parameters: Record<string, unknown> };
       };
       const wanted = structuredClone(current);
-      wanted.postgresql.parameters.max_connections = 60;
+      // An increase (a decrease needs the leader restarted first: pg-dcs-config.sh goes by name).
+      const target = Number(current.postgresql.parameters.max_connections) + 10;
+      wanted.postgresql.parameters.max_connections = target;
       const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dcs-")), "dcs.json");
       fs.writeFileSync(file, JSON.stringify(wanted));
       const r = await execFileP("bash", [scriptPath("pg-dcs-config.sh"), file], {
@@ -169,12 +173,12 @@ describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
       });
       assert.match(r.stdout, /dynamic configuration applied/);
       const applied = (await (await fetch(`${c.restUrl(lead)}/config`)).json()) as typeof current;
-      assert.equal(applied.postgresql.parameters.max_connections, 60);
+      assert.equal(applied.postgresql.parameters.max_connections, target);
       // max_connections needs a restart: the script restarted every member that flagged one.
       for (const i of all)
         await waitFor(
-          `max_connections 60 on member ${i}`,
-          async () => (await c.sql(i, "show max_connections")) === "60",
+          `max_connections ${target} on member ${i}`,
+          async () => (await c.sql(i, "show max_connections")) === String(target),
           120_000,
           1000,
         );
@@ -187,13 +191,10 @@ describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
       const replica = all.find((i) => i !== lead)!;
       await c.waitReplica(replica, 90_000);
       const pm = c.postmasterPid(replica)!;
-      const probe = () =>
-        runAsPostgres(scriptPath("pg-liveness.sh"), [], {
-          PGDATA: c.dataDir(replica),
-          PG_SOCKET_DIR: path.join(c.root, "run"),
-          PGPORT: String(c.pgPorts[replica]),
-          PG_LIVENESS_TIMEOUT: "2",
-        });
+      // The rendered livenessProbe, exec'd in the member's container as the kubelet does.
+      const liveness = c.pod.container.livenessProbe?.exec?.command ?? [];
+      assert.deepEqual(liveness, ["bash", `/scripts/pg-liveness.sh`]);
+      const probe = () => c.exec(replica, liveness, { PG_LIVENESS_TIMEOUT: "2" });
       assert.equal((await probe()).code, 0, "healthy member passes");
       process.kill(pm, "SIGSTOP");
       try {
@@ -205,5 +206,50 @@ describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
         process.kill(pm, "SIGCONT");
       }
       await c.waitReplica(replica, 90_000);
+    })());
+
+  test("pg-roles.sh ran as post_bootstrap; the postgres-exporter sidecar, with its rendered env, scrapes the leader as the monitoring role", async () =>
+    c.guard(async () => {
+      const lead = await c.waitLeader(all, 60_000);
+      for (const i of all) if (i !== lead) await c.waitReplica(i, 90_000);
+      assert.equal(
+        await c.sql(lead, "select datname from pg_database where datname = 'stock_analysis'"),
+        "stock_analysis",
+      );
+      assert.equal(
+        await c.sql(lead, "select pg_has_role('monitoring', 'pg_monitor', 'member')"),
+        "t",
+      );
+      const sidecar = c.pod.containers.find((x) => x.name === "postgres-exporter");
+      const uri = sidecar?.env?.find((e) => e.name === "DATA_SOURCE_URI")?.value ?? "";
+      assert.match(uri, /^localhost:5432\//);
+      const port = await freePort();
+      // The image's entrypoint with its default listen address, Debian's build of the exporter;
+      // loopback: the member's port instead of 5432, a free port instead of 9187.
+      c.startSidecar(
+        lead,
+        "postgres-exporter",
+        ["prometheus-postgres-exporter", `--web.listen-address=127.0.0.1:${port}`],
+        { DATA_SOURCE_URI: uri.replace(/^localhost:5432\//, `localhost:${c.pgPorts[lead]}/`) },
+      );
+      const url = `http://127.0.0.1:${port}/metrics`;
+      let text = "";
+      await waitFor(
+        "the exporter to see pg_up 1 and streaming replicas",
+        async () => {
+          text = await fetch(url)
+            .then((r) => r.text())
+            .catch(() => "");
+          return /^pg_up 1$/m.test(text) && /state="streaming"/.test(text);
+        },
+        60_000,
+        1000,
+      );
+      assert.match(text, /^pg_stat_replication_pg_wal_lsn_diff\{[^}]*state="streaming"[^}]*\} /m);
+      const names = await scrapeMetricNames(url);
+      assert.deepEqual(
+        metricSource("postgres-exporter").metrics.filter((m) => !names.has(m)),
+        [],
+      );
     })());
 });

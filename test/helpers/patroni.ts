@@ -1,23 +1,43 @@
-// Real Patroni 3.0 members (PostgreSQL 15 on 127.0.0.1, as OS user postgres) configured by
-// components/postgres/patroni.ts, using the Kubernetes DCS against the simulated cluster's real
-// API server, authenticated as a ServiceAccount bound to a Role of exactly patroniRbacRules().
-// Each member reaches the API server through its own TCP proxy, so a test can cut one member off
-// the DCS; a prober plays the kubelet's readiness probe on the pod objects (kwok only marks pods
-// ready once), so the endpoints controller of the sim's kube-controller-manager keeps a Service's
-// endpoints as on a real cluster. Shared by test/drills/* and scripts/bench/pg-failover.
-import { ChildProcess, spawn } from "node:child_process";
+// Real Patroni 3.0 members (PostgreSQL 15 on 127.0.0.1, as OS user postgres) run as the rendered
+// pod runs them: the patroni.yml of the ConfigMap (memberPatroniYaml with the prod stack's config),
+// the container's command and environment (statefulSetSpec), and its volumes bind-mounted on their
+// mount paths in a private mount namespace per member (test/helpers/pod-fs.sh: /etc/patroni,
+// /scripts, /secrets, /var/run/postgresql, /tmp, /var/lib/postgresql/data), so post_bootstrap and
+// the callbacks run the shipped pg-roles.sh. Only what loopback needs is overridden, through the
+// PATRONI_* variables the pod also sets (listen/connect addresses on random ports) and the API
+// server's address and credentials (a kubeconfig instead of the in-cluster service account); see
+// {@link memberProcessEnv}. test/unit/patroni-harness.test.ts checks that the YAML and container
+// are those of the prod render.
+// The DCS is the simulated cluster's real API server, reached as a ServiceAccount bound to a Role
+// of exactly patroniRbacRules(), each member through its own TCP proxy, so a test can cut one
+// member off the DCS; a prober plays the kubelet's readiness probe on the pod objects (kwok only
+// marks pods ready once), so the endpoints controller of the sim's kube-controller-manager keeps a
+// Service's endpoints as on a real cluster. Shared by test/drills/* and scripts/bench/pg-failover.
+import { ChildProcess, execFile, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
+import type * as k8s from "@pulumi/kubernetes";
 import { parse, stringify } from "yaml";
+import { loadConfig } from "../../components/config/load";
+import type { PostgresConfig } from "../../components/config/postgres";
+import { postgresScripts } from "../../components/postgres/content";
 import {
-  DEFAULT_TIMING,
-  PASSWORD_ENV,
-  PatroniTiming,
-  checkTiming,
-  patroniConfig,
-  patroniRbacRules,
-} from "../../components/postgres/patroni";
+  DATA_MOUNT,
+  EXPORTER_QUERIES_KEY,
+  PASSWORD_KEYS,
+  PGDATA,
+  REST_USER,
+  ROLE_LABEL,
+  dynamicConfigJson,
+  memberPatroniYaml,
+  memberSelector,
+  serviceSelectors,
+  statefulSetSpec,
+} from "../../components/postgres/members";
+import { postgresExporterQueries } from "../../components/postgres/exporter-queries";
+import { PatroniTiming, checkTiming, patroniRbacRules } from "../../components/postgres/patroni";
+import { readStackConfig } from "../../scripts/lib/render-stack";
 import {
   SimCluster,
   kubectl,
@@ -27,7 +47,6 @@ import {
   stopSim,
 } from "../../scripts/lib/sim-cluster";
 import {
-  PG_BIN,
   PG_PATH,
   freePort,
   pgTempDir,
@@ -42,13 +61,189 @@ import {
 
 export const PATRONI = "/usr/bin/patroni";
 export const KUBE_CONTEXT = "patroni";
+/** Runs a command in a private mount namespace with volumes bind-mounted (see the script). */
+export const POD_FS = path.join(__dirname, "pod-fs.sh");
+
+/** Names the component gives the objects the member pods reference (postgres-cluster.ts). */
+const OBJECT_NAMES = (n: string) => ({
+  passwordSecret: n,
+  patroniConfigMap: `${n}-patroni`,
+  scriptsConfigMap: `${n}-scripts`,
+  backrestConfigMap: `${n}-pgbackrest`,
+  exporterConfigMap: `${n}-exporter-queries`,
+});
+
+/** The members of a stack as the component builds them. */
+export interface StackMembers {
+  /** StatefulSet, Service and Patroni scope name. */
+  name: string;
+  namespace: string;
+  config: PostgresConfig;
+}
+
+/**
+ * PATRONI_TIMING=`ttl/loop_wait/retry_timeout` (e.g. `20/5/5`) runs the drills at another timing
+ * than the stack's `postgres.failover`; checked by Patroni's rule.
+ */
+export function timingFromEnv(env = process.env.PATRONI_TIMING): PatroniTiming | undefined {
+  if (!env) return undefined;
+  const m = /^(\d+)\/(\d+)\/(\d+)$/.exec(env.trim());
+  if (!m) throw new Error(`PATRONI_TIMING must be ttl/loop_wait/retry_timeout, got ${env}`);
+  const t = { ttl: Number(m[1]), loopWait: Number(m[2]), retryTimeout: Number(m[3]) };
+  checkTiming(t);
+  return t;
+}
+
+/**
+ * The stack's PostgreSQL members (Pulumi.<stack>.yaml through the validated config model), with
+ * the count, synchronous mode or timing replaced when given (the bench varies the timing).
+ */
+export function stackMembers(
+  stack = "prod",
+  over: { members?: number; synchronous?: boolean; timing?: PatroniTiming } = {},
+): StackMembers {
+  const raw = readStackConfig(stack);
+  const platform = loadConfig(raw.config, raw.secretKeys);
+  const c = structuredClone(platform.postgres);
+  if (over.members !== undefined) c.replicas = over.members;
+  if (over.synchronous !== undefined) c.synchronous = over.synchronous;
+  const timing = over.timing ?? timingFromEnv();
+  if (timing) {
+    c.failover.ttl = timing.ttl;
+    c.failover.loopWait = timing.loopWait;
+    c.failover.retryTimeout = timing.retryTimeout;
+  }
+  return { name: "postgresql", namespace: platform.namespace, config: c };
+}
+
+type EnvVar = k8s.types.output.core.v1.EnvVar;
+type Container = k8s.types.output.core.v1.Container;
+type Volume = k8s.types.output.core.v1.Volume;
+
+/** What a member pod gets from the component's pure builders: config files and the container. */
+export interface MemberPod extends StackMembers {
+  /** The patroni ConfigMap's data (patroni.yml, dcs.json). */
+  patroniFiles: Record<string, string>;
+  /** The `postgresql` container of the StatefulSet's pod template. */
+  container: Container;
+  /** Every container of the pod template (the sidecars too). */
+  containers: Container[];
+  volumes: Volume[];
+  /** Labels of the pod template. */
+  podLabels: Record<string, string>;
+}
+
+export function memberPod(m: StackMembers): MemberPod {
+  const names = OBJECT_NAMES(m.name);
+  const spec = statefulSetSpec({
+    name: m.name,
+    namespace: m.namespace,
+    config: m.config,
+    image: "postgresql-member",
+    labels: { app: m.name },
+    serviceAccountName: m.name,
+    checksum: "",
+    ...names,
+  }) as unknown as k8s.types.output.apps.v1.StatefulSetSpec;
+  const container = spec.template.spec.containers.find((x) => x.name === "postgresql");
+  if (!container) throw new Error("statefulSetSpec has no postgresql container");
+  return {
+    ...m,
+    patroniFiles: {
+      "patroni.yml": memberPatroniYaml(m.name, m.namespace, m.config),
+      "dcs.json": dynamicConfigJson(m.name, m.config),
+    },
+    container,
+    containers: spec.template.spec.containers,
+    volumes: spec.template.spec.volumes,
+    podLabels: spec.template.metadata.labels,
+  };
+}
+
+/** The pod's values that loopback needs replaced, each through a variable the pod also sets. */
+export function loopbackOverrides(o: { pgPort: number; restPort: number }): Record<string, string> {
+  return {
+    // The pod: $(POD_IP):5432 / :8008 (members run on one address here, on random ports).
+    PATRONI_POSTGRESQL_CONNECT_ADDRESS: `127.0.0.1:${o.pgPort}`,
+    PATRONI_RESTAPI_CONNECT_ADDRESS: `127.0.0.1:${o.restPort}`,
+    // patroni.yml: 0.0.0.0:5432 / 0.0.0.0:8008.
+    PATRONI_POSTGRESQL_LISTEN: `127.0.0.1:${o.pgPort}`,
+    PATRONI_RESTAPI_LISTEN: `127.0.0.1:${o.restPort}`,
+    // pg-roles.sh and the image's libpq tools default to 5432.
+    PGPORT: String(o.pgPort),
+    // The API server: a pod uses its service account (KUBERNETES_SERVICE_HOST, token, CA file);
+    // here a kubeconfig with a token of the same Role (the member's /tmp volume).
+    KUBECONFIG: "/tmp/kubeconfig",
+    PATRONI_KUBERNETES_CONTEXT: KUBE_CONTEXT,
+  };
+}
+
+/**
+ * A container's env as the kubelet resolves it (downward API, `$(VAR)` references, the password
+ * Secret). Variables from any other Secret (the object store's keys) are left out: no object
+ * store in these tests.
+ */
+export function resolveContainerEnv(
+  pod: MemberPod,
+  container: Container,
+  o: { podName: string; secret: Record<string, string> },
+): Record<string, string> {
+  const passwordSecret = OBJECT_NAMES(pod.name).passwordSecret;
+  const env: Record<string, string> = {
+    // The postgres:15 image's.
+    PATH: PG_PATH,
+    HOME: "/var/lib/postgresql",
+    LANG: "C.UTF-8",
+  };
+  const expand = (v: string) =>
+    v.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, k: string) => env[k] ?? m);
+  for (const e of (container.env ?? []) as EnvVar[]) {
+    const field = e.valueFrom?.fieldRef?.fieldPath;
+    const ref = e.valueFrom?.secretKeyRef;
+    if (e.value !== undefined) env[e.name] = expand(e.value);
+    else if (field === "metadata.name") env[e.name] = o.podName;
+    else if (field === "status.podIP") env[e.name] = "127.0.0.1";
+    else if (ref && ref.name === passwordSecret) {
+      const v = o.secret[ref.key];
+      if (v === undefined) throw new Error(`harness: no value for Secret key ${ref.key}`);
+      env[e.name] = v;
+    } else if (ref && e.name.startsWith("PGBACKREST_")) continue;
+    else throw new Error(`harness: cannot resolve env ${e.name} (${JSON.stringify(e.valueFrom)})`);
+  }
+  return env;
+}
+
+/** The environment Patroni gets: {@link resolveContainerEnv}, then {@link loopbackOverrides}. */
+export function memberProcessEnv(
+  pod: MemberPod,
+  o: { podName: string; pgPort: number; restPort: number; secret: Record<string, string> },
+): Record<string, string> {
+  return { ...resolveContainerEnv(pod, pod.container, o), ...loopbackOverrides(o) };
+}
+
+/**
+ * pgBackRest's configuration in place of the rendered one (which names the object store): a
+ * repository under the member's /tmp that has no stanza, so archive-push and archive-get fail
+ * fast and PostgreSQL keeps its WAL and streams (test/drills/pgbackrest.test.ts archives for real).
+ */
+const NO_OBJECT_STORE_BACKREST = [
+  "[global]",
+  "repo1-type=posix",
+  "repo1-path=/tmp/pgbackrest-repo",
+  "lock-path=/tmp/pgbackrest",
+  "log-level-console=warn",
+  "log-level-file=off",
+  "",
+].join("\n");
 
 export interface PatroniClusterOptions {
+  /** Stack whose PostgreSQL config the members run. Default `prod`. */
+  stack?: string;
+  /** Default: the stack's postgres.replicas. */
   members?: number;
-  /** Namespace of the pods and DCS ConfigMaps. Default `pg-ha`. */
-  namespace?: string;
+  /** Default: the stack's postgres.synchronous. */
   synchronous?: boolean;
-  /** Default: PATRONI_TIMING from the environment (`ttl/loop_wait/retry_timeout`), else DEFAULT_TIMING. */
+  /** Default: the stack's postgres.failover. */
   timing?: PatroniTiming;
   /** Emulate the kubelet's readiness probe (GET this REST path every readinessPeriodMs). Default `/readiness`. */
   readinessPath?: string;
@@ -66,19 +261,6 @@ export interface MemberStatus {
 
 export const isLeaderStatus = (s?: MemberStatus): boolean =>
   s?.state === "running" && (s.role === "master" || s.role === "primary");
-
-/**
- * PATRONI_TIMING=`ttl/loop_wait/retry_timeout` (e.g. `8/1/3`) runs the drills at another timing
- * than DEFAULT_TIMING, e.g. a stack's `postgres.failover`; checked by Patroni's rule.
- */
-export function timingFromEnv(env = process.env.PATRONI_TIMING): PatroniTiming | undefined {
-  if (!env) return undefined;
-  const m = /^(\d+)\/(\d+)\/(\d+)$/.exec(env.trim());
-  if (!m) throw new Error(`PATRONI_TIMING must be ttl/loop_wait/retry_timeout, got ${env}`);
-  const t = { ttl: Number(m[1]), loopWait: Number(m[2]), retryTimeout: Number(m[3]) };
-  checkTiming(t);
-  return t;
-}
 
 /** A TCP proxy in this process between one member and the API server; `cut` drops its traffic. */
 class DcsProxy {
@@ -135,34 +317,44 @@ interface ServiceEndpoints {
 
 export class PatroniCluster {
   readonly members: number;
+  /** The members' config and container as the component builds them for the stack. */
+  readonly pod: MemberPod;
   readonly namespace: string;
-  readonly scope = "pg";
-  readonly labels = { app: "postgresql" };
+  /** Patroni scope: the StatefulSet's name. */
+  readonly scope: string;
   readonly timing: PatroniTiming;
   readonly passwords = {
     superuser: "su-secret-'odd",
     replication: "repl-secret",
     restapi: "rest-secret:odd",
+    app: "app-secret",
+    monitoring: "monitoring-secret",
   };
-  readonly restUser = "patroni";
+  readonly restUser = REST_USER;
   readonly pgPorts: number[] = [];
   readonly restPorts: number[] = [];
   sim!: SimCluster;
   root = "";
   failed = false;
   private procs: (ChildProcess | undefined)[] = [];
+  private sidecars: ChildProcess[] = [];
   private proxies: DcsProxy[] = [];
   private prober?: NodeJS.Timeout;
   private probing = false;
   private readonly readinessPath: string;
   private readonly readinessPeriodMs: number;
-  private readonly synchronous: boolean;
 
   private constructor(o: PatroniClusterOptions) {
-    this.members = o.members ?? 3;
-    this.namespace = o.namespace ?? "pg-ha";
-    this.timing = o.timing ?? timingFromEnv() ?? DEFAULT_TIMING;
-    this.synchronous = o.synchronous ?? true;
+    this.pod = memberPod(stackMembers(o.stack, o));
+    const c = this.pod.config;
+    this.members = c.replicas;
+    this.namespace = this.pod.namespace;
+    this.scope = this.pod.name;
+    this.timing = {
+      ttl: c.failover.ttl,
+      loopWait: c.failover.loopWait,
+      retryTimeout: c.failover.retryTimeout,
+    };
     this.readinessPath = o.readinessPath ?? "/readiness";
     this.readinessPeriodMs = o.readinessPeriodMs ?? 1000;
   }
@@ -185,19 +377,29 @@ export class PatroniCluster {
   }
 
   podName(i: number): string {
-    return `postgresql-${i}`;
+    return `${this.scope}-${i}`;
   }
   memberDir(i: number): string {
     return path.join(this.root, `m${i}`);
   }
+  /** Host directory standing in for member i's volume `name` (its pod's emptyDir or claim). */
+  volumeDir(i: number, name: string): string {
+    return path.join(this.memberDir(i), name);
+  }
+  /** Member i's PGDATA on the host (PGDATA inside the data volume). */
   dataDir(i: number): string {
-    return path.join(this.memberDir(i), "data");
+    return path.join(this.volumeDir(i, "data"), path.relative(DATA_MOUNT, PGDATA));
+  }
+  /** Member i's Unix socket directory on the host (its /var/run/postgresql). */
+  socketDir(i: number): string {
+    return this.volumeDir(i, "run");
   }
   logFile(i: number): string {
     return path.join(this.memberDir(i), "patroni.log");
   }
-  configFile(i: number): string {
-    return path.join(this.memberDir(i), "patroni.yml");
+  /** The patroni.yml every member runs (the patroni ConfigMap's volume). */
+  configFile(): string {
+    return path.join(this.root, "volumes", "patroni", "patroni.yml");
   }
   restUrl(i: number): string {
     return `http://127.0.0.1:${this.restPorts[i]}`;
@@ -205,16 +407,31 @@ export class PatroniCluster {
   get serviceAccount(): string {
     return `system:serviceaccount:${this.namespace}:patroni`;
   }
+  /** The password Secret's data, by key. */
+  secretData(): Record<string, string> {
+    return {
+      [PASSWORD_KEYS.superuser]: this.passwords.superuser,
+      [PASSWORD_KEYS.replication]: this.passwords.replication,
+      [PASSWORD_KEYS.app]: this.passwords.app,
+      [PASSWORD_KEYS.monitoring]: this.passwords.monitoring,
+      [PASSWORD_KEYS.restApi]: this.passwords.restapi,
+    };
+  }
 
   private async init(): Promise<void> {
     this.root = pgTempDir("patroni-k8s-");
-    fs.mkdirSync(path.join(this.root, "run"));
-    fs.chownSync(path.join(this.root, "run"), pgUser.uid, pgUser.gid);
+    this.writeSharedVolumes();
     for (let i = 0; i < this.members; i++) {
       this.pgPorts.push(await freePort());
       this.restPorts.push(await freePort());
       fs.mkdirSync(this.memberDir(i));
       fs.chownSync(this.memberDir(i), pgUser.uid, pgUser.gid);
+      // The claim and the emptyDirs, writable by the pod's fsGroup (postgres).
+      for (const v of ["data", ...this.pod.volumes.filter((x) => x.emptyDir).map((x) => x.name)]) {
+        fs.mkdirSync(this.volumeDir(i, v), { mode: 0o2770 });
+        fs.chmodSync(this.volumeDir(i, v), 0o2770);
+        fs.chownSync(this.volumeDir(i, v), pgUser.uid, pgUser.gid);
+      }
     }
     this.sim = startSim({ quiet: true });
     kubectlOk(this.sim, ["create", "namespace", this.namespace]);
@@ -229,22 +446,16 @@ export class PatroniCluster {
     const pods = Array.from({ length: this.members }, (_, i) => ({
       apiVersion: "v1",
       kind: "Pod",
-      metadata: {
-        name: this.podName(i),
-        namespace: this.namespace,
-        labels: { ...this.labels, "cluster-name": this.scope },
-      },
-      spec: { containers: [{ name: "postgres", image: "postgres:15" }] },
+      metadata: { name: this.podName(i), namespace: this.namespace, labels: this.pod.podLabels },
+      spec: { containers: [{ name: "postgresql", image: "postgres:15" }] },
     }));
     // What the component renders: `postgresql` selects the leader, `postgresql-read` replicas.
-    const service = (name: string, role: string) => ({
+    const selectors = serviceSelectors(this.scope);
+    const service = (name: string, selector: Record<string, string>) => ({
       apiVersion: "v1",
       kind: "Service",
       metadata: { name, namespace: this.namespace },
-      spec: {
-        selector: { ...this.labels, "cluster-name": this.scope, role },
-        ports: [{ name: "postgresql", port: 5432 }],
-      },
+      spec: { selector, ports: [{ name: "postgresql", port: 5432 }] },
     });
     kubectlOk(
       this.sim,
@@ -252,14 +463,69 @@ export class PatroniCluster {
       JSON.stringify({
         apiVersion: "v1",
         kind: "List",
-        items: [...pods, service("postgresql", "master"), service("postgresql-read", "replica")],
+        items: [
+          ...pods,
+          service(this.scope, selectors.rw),
+          service(`${this.scope}-read`, selectors.read),
+        ],
       }),
     );
-    for (let i = 0; i < this.members; i++) {
-      this.writeConfig(i);
-      this.startMember(i);
-    }
+    for (let i = 0; i < this.members; i++) this.startMember(i);
     this.startProber();
+  }
+
+  /**
+   * The volumes every member shares, as the kubelet lays them out: the patroni and scripts
+   * ConfigMaps, the password Secret (mode and fsGroup as rendered), pgBackRest's configuration
+   * (replaced, see NO_OBJECT_STORE_BACKREST).
+   */
+  private writeSharedVolumes(): void {
+    const dir = (name: string) => path.join(this.root, "volumes", name);
+    const files = (name: string, data: Record<string, string>, mode: number, gid: number) => {
+      fs.mkdirSync(dir(name), { recursive: true, mode: 0o755 });
+      fs.chmodSync(dir(name), 0o755);
+      for (const [k, v] of Object.entries(data)) {
+        const f = path.join(dir(name), k);
+        fs.writeFileSync(f, v);
+        fs.chmodSync(f, mode);
+        fs.chownSync(f, 0, gid);
+      }
+    };
+    fs.chmodSync(this.root, 0o755);
+    const names = OBJECT_NAMES(this.scope);
+    for (const v of this.pod.volumes) {
+      if (v.emptyDir) continue;
+      const mode = v.configMap?.defaultMode ?? v.secret?.defaultMode ?? 0o644;
+      if (v.configMap?.name === names.patroniConfigMap)
+        files(v.name, this.pod.patroniFiles, mode, 0);
+      else if (v.configMap?.name === names.scriptsConfigMap)
+        files(v.name, postgresScripts(), mode, 0);
+      else if (v.configMap?.name === names.backrestConfigMap)
+        files(v.name, { "pgbackrest.conf": NO_OBJECT_STORE_BACKREST }, mode, 0);
+      else if (v.configMap?.name === names.exporterConfigMap)
+        files(v.name, { [EXPORTER_QUERIES_KEY]: postgresExporterQueries() }, mode, 0);
+      else if (v.secret?.secretName === names.passwordSecret) {
+        const data = this.secretData();
+        files(
+          v.name,
+          Object.fromEntries((v.secret.items ?? []).map((it) => [it.path, data[it.key]])),
+          mode,
+          pgUser.gid,
+        );
+      } else throw new Error(`harness: no stand-in for the pod's volume ${JSON.stringify(v)}`);
+    }
+  }
+
+  /** bind mounts (SOURCE:TARGET[:ro]) of a container of member i, from its volumeMounts. */
+  private mounts(i: number, container: Container = this.pod.container): string[] {
+    const shared = new Set(this.pod.volumes.filter((v) => !v.emptyDir).map((v) => v.name));
+    return (container.volumeMounts ?? []).map((m) => {
+      const src = shared.has(m.name)
+        ? path.join(this.root, "volumes", m.name)
+        : this.volumeDir(i, m.name);
+      if (!fs.existsSync(src)) throw new Error(`harness: volume ${m.name} has no stand-in`);
+      return `${src}:${m.mountPath}${m.readOnly ? ":ro" : ""}`;
+    });
   }
 
   /** A ServiceAccount bound to a Role with exactly patroniRbacRules(); returns its token. */
@@ -322,81 +588,88 @@ export class PatroniCluster {
       ],
       "current-context": KUBE_CONTEXT,
     };
-    writePgFile(path.join(this.memberDir(i), "kubeconfig"), stringify(kc));
+    writePgFile(path.join(this.volumeDir(i, "tmp"), "kubeconfig"), stringify(kc));
   }
 
-  private writeConfig(i: number): void {
-    writePgFile(
-      this.configFile(i),
-      patroniConfig({
-        scope: this.scope,
-        namespace: this.namespace,
-        name: this.podName(i),
-        podIp: "127.0.0.1",
-        listenAddress: "127.0.0.1",
-        pgPort: this.pgPorts[i],
-        restApiPort: this.restPorts[i],
-        dataDir: this.dataDir(i),
-        binDir: PG_BIN,
-        pgpass: path.join(this.memberDir(i), "pgpass"),
-        superuser: "postgres",
-        replicationUser: "replicator",
-        labels: this.labels,
-        kubeContext: KUBE_CONTEXT,
-        synchronous: this.synchronous,
-        timing: this.timing,
-        parameters: {
-          max_connections: 50,
-          shared_buffers: "32MB",
-          unix_socket_directories: path.join(this.root, "run"),
-        },
-        pgHba: [
-          { type: "local", database: "all", user: "all", method: "peer" },
-          {
-            type: "host",
-            database: "replication",
-            user: "replicator",
-            address: "127.0.0.1/32",
-            method: "scram-sha-256",
-          },
-          {
-            type: "host",
-            database: "all",
-            user: "all",
-            address: "127.0.0.1/32",
-            method: "scram-sha-256",
-          },
-        ],
-      }),
-    );
-  }
-
-  /** The environment the container gives Patroni: passwords from the Secret. */
+  /** The environment the container gives Patroni (see {@link memberProcessEnv}). */
   memberEnv(i: number): Record<string, string> {
-    return {
-      PATH: PG_PATH,
-      HOME: this.memberDir(i),
-      LANG: "C.UTF-8",
-      KUBECONFIG: path.join(this.memberDir(i), "kubeconfig"),
-      [PASSWORD_ENV.superuser]: this.passwords.superuser,
-      [PASSWORD_ENV.replication]: this.passwords.replication,
-      [PASSWORD_ENV.restApiUsername]: this.restUser,
-      [PASSWORD_ENV.restApiPassword]: this.passwords.restapi,
-    };
+    return memberProcessEnv(this.pod, {
+      podName: this.podName(i),
+      pgPort: this.pgPorts[i],
+      restPort: this.restPorts[i],
+      secret: this.secretData(),
+    });
   }
 
-  /** Starts member i's Patroni (like the container starting). */
+  /** Starts member i's container: its command, env and volume mounts (pod-fs.sh). */
   startMember(i: number): void {
     const log = fs.openSync(this.logFile(i), "a");
-    fs.fchownSync(log, pgUser.uid, pgUser.gid);
-    this.procs[i] = spawn(PATRONI, [this.configFile(i)], {
+    const command = this.pod.container.command ?? [];
+    this.procs[i] = spawn("bash", [POD_FS, "postgres", ...this.mounts(i), "--", ...command], {
       env: this.memberEnv(i),
-      uid: pgUser.uid,
-      gid: pgUser.gid,
       stdio: ["ignore", log, log],
       detached: true,
     });
     fs.closeSync(log);
+  }
+
+  /**
+   * Runs member i's sidecar `name` as its pod would (user postgres, its volume mounts, its env)
+   * with `command` for the image's entrypoint and `overrides` for what loopback needs. Stopped by
+   * {@link stop}.
+   */
+  startSidecar(
+    i: number,
+    name: string,
+    command: string[],
+    overrides: Record<string, string>,
+  ): ChildProcess {
+    const container = this.pod.containers.find((x) => x.name === name);
+    if (!container) throw new Error(`harness: the pod has no container ${name}`);
+    const env = {
+      ...resolveContainerEnv(this.pod, container, {
+        podName: this.podName(i),
+        secret: this.secretData(),
+      }),
+      ...overrides,
+    };
+    const log = fs.openSync(path.join(this.memberDir(i), `${name}.log`), "a");
+    const p = spawn("bash", [POD_FS, "postgres", ...this.mounts(i, container), "--", ...command], {
+      env,
+      stdio: ["ignore", log, log],
+      detached: true,
+    });
+    fs.closeSync(log);
+    this.sidecars.push(p);
+    return p;
+  }
+
+  /**
+   * `kubectl exec` into member i's container: `command` runs as postgres in the mount namespace
+   * of its Patroni (the pod's paths) with the container's env (loopback overrides included) plus
+   * `env`, as the kubelet runs an exec probe. Needs member i's Patroni running.
+   */
+  async exec(
+    i: number,
+    command: string[],
+    env: Record<string, string> = {},
+    timeoutMs = 60_000,
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    const pid = this.procs[i]?.pid;
+    if (!pid || !this.running(i)) throw new Error(`member ${i}'s container is not running`);
+    const args = [`--mount=/proc/${pid}/ns/mnt`, "--wd=/", "--", "setpriv"];
+    args.push("--reuid=postgres", "--regid=postgres", "--init-groups", "--", ...command);
+    return new Promise((resolve) => {
+      execFile(
+        "nsenter",
+        args,
+        { env: { ...this.memberEnv(i), ...env }, timeout: timeoutMs },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
   }
 
   patroniPid(i: number): number | undefined {
@@ -514,7 +787,9 @@ export class PatroniCluster {
       "-n",
       this.namespace,
       "-l",
-      "app=postgresql",
+      Object.entries(memberSelector(this.scope))
+        .map(([k, v]) => `${k}=${v}`)
+        .join(","),
       "-o",
       "json",
     ]);
@@ -523,7 +798,7 @@ export class PatroniCluster {
         items: { metadata: { name: string; labels?: Record<string, string> } }[];
       }
     ).items;
-    return Object.fromEntries(items.map((p) => [p.metadata.name, p.metadata.labels?.role]));
+    return Object.fromEntries(items.map((p) => [p.metadata.name, p.metadata.labels?.[ROLE_LABEL]]));
   }
 
   /** Pod names behind a Service's ready endpoints (kept by the sim's endpoints controller). */
@@ -619,6 +894,7 @@ export class PatroniCluster {
     if (this.prober) clearInterval(this.prober);
     while (this.probing) await new Promise((r) => setTimeout(r, 100));
     for (const p of this.proxies) p.heal();
+    for (const p of this.sidecars) if (p.pid) signalPid(-p.pid, "SIGKILL");
     for (const p of this.procs) signalPid(p?.pid, "SIGTERM");
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline && this.procs.some((p) => p?.pid && pidAlive(p.pid)))
@@ -748,8 +1024,11 @@ export class WriteLoad {
 
   /** Acknowledged ids missing on member i. */
   async lostOn(i: number): Promise<number[]> {
+    // Only writes acknowledged before the query began must be in its snapshot: the load goes on
+    // while the query runs (a write acknowledged meanwhile is no loss).
+    const acked = [...this.acked];
     const rows = await this.c.sql(i, `select id from ${this.table}`, 60_000);
     const have = new Set(rows.split("\n").filter(Boolean).map(Number));
-    return this.acked.filter((id) => !have.has(id));
+    return acked.filter((id) => !have.has(id));
   }
 }

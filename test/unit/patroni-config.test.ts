@@ -71,6 +71,7 @@ describe("patroniConfig", () => {
     assert.equal(c.bootstrap.dcs.postgresql.use_slots, true);
     assert.deepEqual(c.bootstrap.dcs.postgresql.parameters, { max_connections: 200 });
     assert.deepEqual(c.postgresql.pg_hba, ["host replication replicator 10.0.0.0/8 scram-sha-256"]);
+    assert.deepEqual(c.postgresql.basebackup, [{ checkpoint: "fast" }]);
     assert.equal(c.postgresql.listen, "0.0.0.0:5433");
     assert.equal(c.postgresql.connect_address, "10.0.0.5:5433");
     assert.equal(c.restapi.connect_address, "10.0.0.5:8009");
