@@ -3,7 +3,7 @@
  * secrets, RBAC scope, stable names; and the shipped rule/config payloads pass promtool/amtool.
  */
 import assert from "node:assert/strict";
-import { rmSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { before, describe, it } from "node:test";
 import { parse } from "yaml";
@@ -212,8 +212,18 @@ describe("monitoring in prod", () => {
       "PostgreSQLWALArchivingFailing",
     ])
       assert.match(rules, new RegExp(`alert: ${a}\\n`));
-    // The archive-lag threshold is prod's postgres.backup.archiveTimeout (60 s).
-    assert.match(rules, /pg_wal_archive_lag_seconds\{namespace="stock-analysis"\}\) > 60\n/);
+    // The archive-lag threshold is prod's postgres.backup.archiveTimeout.
+    const prodYaml = parse(readFileSync(join(__dirname, "../../Pulumi.prod.yaml"), "utf8")) as {
+      config: Record<string, { backup?: { archiveTimeout?: number } }>;
+    };
+    const archiveTimeout = prodYaml.config["stock-analysis:postgres"].backup?.archiveTimeout;
+    assert.ok(archiveTimeout, "Pulumi.prod.yaml sets postgres.backup.archiveTimeout");
+    assert.ok(
+      rules.includes(
+        `pg_wal_archive_lag_seconds{namespace="stock-analysis"}) > ${archiveTimeout}\n`,
+      ),
+      `archive-lag threshold is not ${archiveTimeout}`,
+    );
     assert.match(rules, /cronjob="postgresql-backup-verify"/);
     // dev has no backups: neither archiving nor verification alerts.
     const devRules = configMapData("dev", "prometheus-rules")["alert_rules.yml"];
