@@ -156,8 +156,9 @@ describe("Patroni with the Kubernetes DCS on the simulated cluster", () => {
         postgresql: { parameters: Record<string, unknown> };
       };
       const wanted = structuredClone(current);
-      // An increase (a decrease needs the leader restarted first: pg-dcs-config.sh goes by name).
-      const target = Number(current.postgresql.parameters.max_connections) + 10;
+      // A decrease, the harder order: a replica keeps the primary's value from pg_controldata
+      // until the leader has restarted with the new one (pg-dcs-config.sh's second pass).
+      const target = Number(current.postgresql.parameters.max_connections) - 10;
       wanted.postgresql.parameters.max_connections = target;
       const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "dcs-")), "dcs.json");
       fs.writeFileSync(file, JSON.stringify(wanted));

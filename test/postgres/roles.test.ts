@@ -62,6 +62,27 @@ it("as a callback on a replica it changes nothing; on the leader it re-applies r
   assert.equal((await callback("on_restart", "master", "postgresql")).code, 0);
 });
 
+it("as the new leader's callback during its promotion it waits for writes, then applies the passwords", async () => {
+  const file = path.join(cluster.root, "secrets/app");
+  writePgFile(file, "promoted-app-pass");
+  // The member restarts as a standby (no upstream) and is promoted a few seconds after the
+  // callback starts, as Patroni runs on_role_change while the promotion is still under way.
+  await cluster.stop(0);
+  writePgFile(path.join(cluster.memberEnv(0).PGDATA, "standby.signal"), "");
+  await cluster.start(0);
+  assert.equal(await cluster.sql(0, "select pg_is_in_recovery()"), "t");
+  const running = callback("on_role_change", "master", "postgresql");
+  await new Promise((r) => setTimeout(r, 3000));
+  assert.equal(await cluster.sql(0, "select pg_promote()"), "t");
+  const r = await running;
+  assert.equal(r.code, 0, r.stderr);
+  cluster.passwords.app = "promoted-app-pass";
+  assert.ok(
+    await appLogin(),
+    "the new leader applies the Secret's password once it accepts writes",
+  );
+});
+
 it("refuses other argument shapes", async () => {
   const r = await callback("a", "b");
   assert.equal(r.code, 2);

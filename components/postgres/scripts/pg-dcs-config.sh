@@ -35,14 +35,25 @@ r=$(send PUT "${url[$leader]}/config" "$(cat "$file")")
 [ "${r%% *}" = 200 ] || die "Patroni refused the configuration: $r"
 echo "pg-dcs-config: dynamic configuration applied through $leader"
 
-# Parameters such as max_connections take effect only after a restart. The order is safe: on a
-# replica Patroni never goes below the primary's values recorded in pg_controldata. Patroni
-# flags a pending restart within one HA loop of the change.
-sleep "${DCS_PENDING_WAIT:-12}"
-for n in "${names[@]}"; do
-  if body "${url[$n]}/patroni" | grep -q '"pending_restart": *true'; then
-    r=$(send POST "${url[$n]}/restart" '{"restart_pending": true}')
-    [ "${r%% *}" = 200 ] || die "restart of $n refused: $r"
-    echo "pg-dcs-config: restarted $n for pending parameters"
-  fi
+# Parameters such as max_connections take effect only after a restart; Patroni flags a pending
+# restart within one HA loop of the change. Replicas go first, then the leader: on a replica
+# Patroni never goes below the primary's values recorded in pg_controldata, so an increase is
+# safe in that order, and a decrease reaches the replicas only once the restarted leader has
+# written its new values to the WAL, hence a second pass.
+restart_if_pending() {
+  local n=$1 r
+  body "${url[$n]}/patroni" | grep -q '"pending_restart": *true' || return 1
+  r=$(send POST "${url[$n]}/restart" '{"restart_pending": true}')
+  [ "${r%% *}" = 200 ] || die "restart of $n refused: $r"
+  echo "pg-dcs-config: restarted $n for pending parameters"
+}
+for _pass in 1 2 3; do
+  sleep "${DCS_PENDING_WAIT:-12}"
+  find_leader || die "no leader while restarting members for pending parameters"
+  restarted=0
+  for n in "${names[@]}"; do
+    if [ "$n" != "$leader" ] && restart_if_pending "$n"; then restarted=1; fi
+  done
+  if restart_if_pending "$leader"; then restarted=1; fi
+  [ "$restarted" = 1 ] || break
 done

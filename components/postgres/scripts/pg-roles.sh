@@ -35,6 +35,17 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 
+# Patroni fires the new leader's on_role_change while the promotion may still be under way: wait
+# until PostgreSQL accepts writes (bounded), or the ALTER ROLEs fail in a read-only transaction.
+if [ "$#" -eq 3 ]; then
+  for _ in $(seq 1 60); do
+    in_recovery=$(psql -X -Atq -h "$PG_SOCKET_DIR" -p "$PGPORT" -U postgres -d postgres \
+      -c 'SELECT pg_is_in_recovery()' 2>/dev/null || true)
+    [ "$in_recovery" = f ] && break
+    sleep 1
+  done
+fi
+
 # synchronous_commit=local: must not hang while no synchronous standby is connected yet.
 psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET_DIR" -p "$PGPORT" -U postgres -d postgres \
   -v su_file="$PG_SUPERUSER_PASSWORD_FILE" -v repl_file="$PG_REPLICATION_PASSWORD_FILE" \
