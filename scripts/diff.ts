@@ -87,21 +87,29 @@ async function workingTreeSide(stack: string, overrides: Record<string, unknown>
   return { objects, verdict: verdictOf(run.diagnostics) };
 }
 
-/** Render and policy verdict of the tree at `root` with its own scripts (a base commit). */
+/**
+ * Render and policy verdict of the tree at `root` with its own scripts (a base commit): one
+ * process when its policy script can print the objects too, else render and policy apart.
+ */
 async function baseSide(root: string, stack: string, label: string) {
-  const tsx = ["--import", "tsx"];
-  const [render, policy] = await Promise.all([
-    runProcess(process.execPath, [...tsx, "scripts/render.ts", "--stack", stack, "--json"], {
-      cwd: root,
-    }),
-    runProcess(process.execPath, [...tsx, "scripts/policy.ts", "--stack", stack, "--json"], {
-      cwd: root,
-    }),
-  ]);
-  if (render.code !== 0)
-    throw new Error(`render of ${label} failed: ${render.stderr.trim().split("\n")[0]}`);
-  if (policy.code !== 0 && policy.code !== 1)
-    throw new Error(`policy of ${label} failed: ${policy.stderr.trim().split("\n")[0]}`);
+  const run = (script: string, extra: string[] = []) =>
+    runProcess(
+      process.execPath,
+      ["--import", "tsx", script, "--stack", stack, "--json", ...extra],
+      { cwd: root },
+    );
+  const failed = (what: string, r: { stderr: string }) =>
+    new Error(`${what} of ${label} failed: ${r.stderr.trim().split("\n")[0]}`);
+  const policyScript = fs.readFileSync(path.join(root, "scripts/policy.ts"), "utf8");
+  if (policyScript.includes("--with-objects")) {
+    const both = await run("scripts/policy.ts", ["--with-objects"]);
+    if (both.code !== 0 && both.code !== 1) throw failed("policy", both);
+    const out = JSON.parse(both.stdout) as { diagnostics: Diagnostic[]; objects: K8sObject[] };
+    return { objects: out.objects, verdict: verdictOf(out.diagnostics) };
+  }
+  const [render, policy] = await Promise.all([run("scripts/render.ts"), run("scripts/policy.ts")]);
+  if (render.code !== 0) throw failed("render", render);
+  if (policy.code !== 0 && policy.code !== 1) throw failed("policy", policy);
   const objects = (JSON.parse(render.stdout) as { objects: K8sObject[] }).objects;
   return { objects, verdict: verdictOf(JSON.parse(policy.stdout) as Diagnostic[]) };
 }
