@@ -14,7 +14,12 @@ import {
   describeRequirement,
 } from "../components/cluster/preflight";
 import { parseCommandLine, runMain } from "./lib/cli";
-import { e2eChecks, providePrerequisites, SIM_GAPS } from "./lib/e2e-checks";
+import {
+  e2eChecks,
+  provideOperatorSecrets,
+  providePrerequisites,
+  SIM_GAPS,
+} from "./lib/e2e-checks";
 import { stackConfig } from "./lib/e2e-render";
 import { buildSim, startSim, stopOnSignals, stopSim } from "./lib/sim-cluster";
 
@@ -74,6 +79,8 @@ async function main(): Promise<number> {
           `preflight after providing: ${describeRequirement(r.requirement)}: ${r.problem}`,
         );
     }
+
+    provideOperatorSecrets(sim, cfg, log);
 
     if (!prepareOnly) {
       const work = fs.mkdtempSync(path.join(os.tmpdir(), `e2e-${stack}-`));

@@ -133,6 +133,39 @@ export function providePrerequisites(sim: SimCluster, reqs: Requirement[], log: 
   );
 }
 
+/**
+ * The object-store credential Secrets the runbook has the operator create right after the
+ * namespace, before the first deploy ("Object store"): placeholder keys here (nothing leaves the
+ * simulated cluster), so the runbook's checks of them find what a real operator's cluster has.
+ */
+export function objectStoreSecretNames(cfg: PlatformConfig): string[] {
+  const pg = cfg.postgres.backup;
+  const redis = cfg.redis.backup;
+  const names = [
+    ...(pg.enabled ? [pg.repo?.credentialsSecret, pg.repo2?.credentialsSecret] : []),
+    ...(redis.enabled ? [redis.objectStore?.credentialsSecret] : []),
+  ];
+  return [...new Set(names.filter((n): n is string => n !== undefined))];
+}
+
+export function provideOperatorSecrets(sim: SimCluster, cfg: PlatformConfig, log: Log): void {
+  const names = objectStoreSecretNames(cfg);
+  if (names.length === 0) return;
+  kubectl(sim, ["create", "namespace", cfg.namespace]);
+  for (const name of names)
+    kubectlOk(sim, [
+      "create",
+      "secret",
+      "generic",
+      name,
+      "-n",
+      cfg.namespace,
+      "--from-literal=access-key=e2e-placeholder",
+      "--from-literal=secret-key=e2e-placeholder",
+    ]);
+  log(`created the operator's object-store Secrets (${names.join(", ")}) as the runbook says`);
+}
+
 const key = (o: { kind: string; metadata: { name: string; namespace?: string } }) =>
   `${o.kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
 
