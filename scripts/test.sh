@@ -70,5 +70,15 @@ if [ "${#files[@]}" -eq 0 ]; then
   exit 1
 fi
 
-exec node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec \
-  "${node_opts[@]}" "${files[@]}"
+# One offline render per distinct input for the whole run (test/helpers/render.ts), dropped after.
+own_cache=false
+if [ -z "${TEST_RENDER_CACHE:-}" ]; then
+  TEST_RENDER_CACHE=$(mktemp -d "${TMPDIR:-/tmp}/test-renders.XXXXXX")
+  export TEST_RENDER_CACHE
+  own_cache=true
+fi
+status=0
+node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec \
+  "${node_opts[@]}" "${files[@]}" || status=$?
+[ "$own_cache" = false ] || rm -rf "$TEST_RENDER_CACHE"
+exit "$status"
