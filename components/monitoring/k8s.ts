@@ -109,3 +109,37 @@ export function monitoringIdentity(
  */
 export const PVC_RETAINED: k8s.types.input.apps.v1.StatefulSetPersistentVolumeClaimRetentionPolicy =
   { whenDeleted: "Retain", whenScaled: "Retain" };
+
+/**
+ * A StatefulSet's two Services: the ClusterIP one clients use (`name`), and the headless
+ * governing one (`<name>-headless`: stable pod DNS, no virtual IP) its `serviceName` names.
+ */
+export function statefulSetServices(
+  parent: pulumi.Resource,
+  provider: k8s.Provider,
+  args: {
+    name: string;
+    namespace: pulumi.Input<string>;
+    labels: Record<string, string>;
+    selector: Record<string, string>;
+    port: number;
+  },
+): { service: k8s.core.v1.Service; headless: k8s.core.v1.Service } {
+  const child = { parent, provider };
+  const meta = (name: string) => ({ name, namespace: args.namespace, labels: args.labels });
+  const ports = [{ name: "http", port: args.port, targetPort: "http" }];
+  const service = new k8s.core.v1.Service(
+    `${args.name}-svc`,
+    { metadata: meta(args.name), spec: { selector: args.selector, ports } },
+    child,
+  );
+  const headless = new k8s.core.v1.Service(
+    `${args.name}-headless`,
+    {
+      metadata: meta(`${args.name}-headless`),
+      spec: { clusterIP: "None", selector: args.selector, ports },
+    },
+    child,
+  );
+  return { service, headless };
+}

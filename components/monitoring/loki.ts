@@ -10,7 +10,7 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { PVC_RETAINED, checksum, monitoringIdentity } from "./k8s";
+import { PVC_RETAINED, checksum, monitoringIdentity, statefulSetServices } from "./k8s";
 import { renderLokiConfig } from "./logging";
 
 export interface LokiArgs extends ClusterPlacement {
@@ -58,28 +58,13 @@ export class Loki extends pulumi.ComponentResource {
       },
       noToken: true,
     });
-    const service = new k8s.core.v1.Service(
-      `${NAME}-svc`,
-      {
-        metadata: meta(NAME),
-        spec: { selector, ports: [{ name: "http", port: LOKI_PORT, targetPort: "http" }] },
-      },
-      child,
-    );
-    // The StatefulSet's governing Service: stable pod DNS, no virtual IP. Clients use the
-    // ClusterIP Service above.
-    const headless = new k8s.core.v1.Service(
-      `${NAME}-headless`,
-      {
-        metadata: meta(`${NAME}-headless`),
-        spec: {
-          clusterIP: "None",
-          selector,
-          ports: [{ name: "http", port: LOKI_PORT, targetPort: "http" }],
-        },
-      },
-      child,
-    );
+    const { service, headless } = statefulSetServices(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      port: LOKI_PORT,
+    });
     new k8s.apps.v1.StatefulSet(
       NAME,
       {

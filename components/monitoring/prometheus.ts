@@ -10,7 +10,13 @@ import {
   toResourceRequirements,
   workloadLabels,
 } from "../lib/k8s";
-import { CLUSTER_API_PORTS, PVC_RETAINED, checksum, monitoringIdentity } from "./k8s";
+import {
+  CLUSTER_API_PORTS,
+  PVC_RETAINED,
+  checksum,
+  monitoringIdentity,
+  statefulSetServices,
+} from "./k8s";
 import { renderPrometheusConfig, type ScrapeTarget } from "./prometheus-config";
 
 export interface PrometheusArgs extends ClusterPlacement {
@@ -151,28 +157,13 @@ export class Prometheus extends pulumi.ComponentResource {
       child,
     );
 
-    const service = new k8s.core.v1.Service(
-      `${NAME}-svc`,
-      {
-        metadata: meta(NAME),
-        spec: { selector, ports: [{ name: "http", port: PORT, targetPort: "http" }] },
-      },
-      child,
-    );
-    // The StatefulSet's governing Service: stable pod DNS, no virtual IP. Clients use the
-    // ClusterIP Service above.
-    const headless = new k8s.core.v1.Service(
-      `${NAME}-headless`,
-      {
-        metadata: meta(`${NAME}-headless`),
-        spec: {
-          clusterIP: "None",
-          selector,
-          ports: [{ name: "http", port: PORT, targetPort: "http" }],
-        },
-      },
-      child,
-    );
+    const { service, headless } = statefulSetServices(this, args.provider, {
+      name: NAME,
+      namespace: args.namespace,
+      labels,
+      selector,
+      port: PORT,
+    });
 
     new k8s.apps.v1.StatefulSet(
       NAME,
